@@ -135,13 +135,14 @@ def _compose(text: str, source: str) -> _Document:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
-            problem = exc.problem or exc.context or "a YAML error"
+            problem = exc.problem or exc.context or "unknown problem"
             raise PolicyValidationError(
-                source, [_issue(source, exc.problem_mark, (), "valid YAML", problem)]
+                source,
+                [_issue(source, exc.problem_mark, (), "valid YAML", f"a syntax error: {problem}")],
             ) from None
         except yaml.YAMLError as exc:
             raise PolicyValidationError(
-                source, [_issue(source, None, (), "valid YAML", str(exc))]
+                source, [_issue(source, None, (), "valid YAML", f"a syntax error: {exc}")]
             ) from None
         if node is None:
             raise PolicyValidationError(
@@ -288,7 +289,7 @@ def _one(
         expected, found = description or "a value", "nothing"
         parent = loc[:-1]
         mark = key_marks.get(parent) or _mark_for(marks, parent)
-        return _issue(source, mark, loc, f"{format_path(loc[-1:])} set to {expected}", found)
+        return _issue(source, mark, loc, expected, found, "the field is required")
     elif kind == "extra_forbidden":
         model, _ = _model_at(loc)
         known = list(model.model_fields) if model is not None else []

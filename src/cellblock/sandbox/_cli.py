@@ -1,0 +1,205 @@
+"""CLI: ``cellblock run``, ``cellblock image build|info``, ``cellblock gc``, ``cellblock doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cellblock.errors import CellblockError
+from cellblock.sandbox.errors import SourceDecodeError
+from cellblock.sandbox.interface import ExecutionResult, Limits, Status, parse_size
+
+# Exit statuses of `cellblock run` other than the program's own (documented in the README).
+EXIT_TIMEOUT = 124
+EXIT_INTERNAL = 125
+EXIT_BLOCKED = 126
+EXIT_NOT_APPROVED = 127
+EXIT_OOM = 123
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    run = sub.add_parser("run", help="run a Python program in a hardened single-use sandbox")
+    run.add_argument("file", help="the program, or - to read it from stdin")
+    add_limit_flags(run)
+    run.add_argument("--stdin", metavar="FILE", help="a file whose bytes become the program's stdin")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.set_defaults(func=cmd_run)
+
+    image = sub.add_parser("image", help="build or inspect the sandbox image")
+    isub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    build = isub.add_parser("build", help="build the sandbox image (offline capable; idempotent)")
+    build.add_argument("--force", action="store_true", help="rebuild even if the image is current")
+    build.add_argument("--no-pull", action="store_true", help="do not try to pull python:3.x-slim")
+    build.add_argument("--mirror", help="Debian mirror for the offline bootstrap")
+    build.add_argument("--suite", help="Debian suite for the offline bootstrap (default bookworm)")
+    build.set_defaults(func=cmd_image_build)
+    info = isub.add_parser("info", help="say which sandbox image is present and whether it is current")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_image_info)
+
+    gc = sub.add_parser("gc", help="remove cellblock containers whose owner process is gone")
+    gc.add_argument("--all", action="store_true", help="also remove containers of live owners")
+    gc.set_defaults(func=cmd_gc)
+
+    doctor = sub.add_parser("doctor", help="check the engine, the image and every sandbox promise")
+    doctor.add_argument("--runtime", choices=["runc", "runsc"], default="runc")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit")
+    parser.add_argument("--memory", metavar="SIZE", help="memory limit, e.g. 256m (no swap)")
+    parser.add_argument("--cpus", type=float, help="CPU quota in cores, e.g. 0.5")
+    parser.add_argument("--pids", type=int, help="maximum number of processes and threads")
+    parser.add_argument("--runtime", help="container runtime: runc or runsc (gVisor)")
+
+
+def limits_from_args(args: argparse.Namespace, base: Limits | None = None) -> Limits:
+    """Apply the limit flags to ``base``; only ever as given, validated by ``Limits``."""
+    changes: dict[str, Any] = {}
+    if args.timeout is not None:
+        changes["timeout_s"] = args.timeout
+    if args.memory is not None:
+        changes["memory_bytes"] = parse_size(args.memory, field_name="memory_bytes")
+    if args.cpus is not None:
+        changes["cpus"] = args.cpus
+    if args.pids is not None:
+        changes["pids"] = args.pids
+    if args.runtime is not None:
+        changes["runtime"] = args.runtime
+    return (base or Limits()).replace(**changes)
+
+
+def read_program(path: str) -> tuple[bytes, str]:
+    if path == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    try:
+        return Path(path).read_bytes(), path
+    except OSError as exc:
+        raise SourceDecodeError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def exit_status(result: ExecutionResult) -> int:
+    if result.status is Status.TIMEOUT:
+        return EXIT_TIMEOUT
+    if result.status is Status.OOM:
+        return EXIT_OOM
+    if result.exit_code is None:
+        return EXIT_INTERNAL
+    return result.exit_code
+
+
+def print_result(result: ExecutionResult, *, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        data = result.to_dict()
+        if extra:
+            data.update(extra)
+        print(json.dumps(data, indent=2))
+        return
+    sys.stdout.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(result.stderr)
+    notes = []
+    if result.timed_out:
+        notes.append(f"timed out after {result.limits.timeout_s:g}s")
+    if result.oom_killed:
+        notes.append(f"killed: out of memory (limit {result.limits.memory_bytes // (1024 * 1024)} MiB)")
+    if result.stdout_truncated:
+        notes.append(f"stdout cut at {result.limits.stdout_bytes} of {result.stdout_bytes} bytes")
+    if result.stderr_truncated:
+        notes.append(f"stderr cut at {result.limits.stderr_bytes} of {result.stderr_bytes} bytes")
+    if result.error:
+        notes.append(result.error)
+    for note in notes:
+        print(f"cellblock: {note}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cellblock.sandbox._sandbox import Sandbox, decode_source
+
+    limits = limits_from_args(args)
+    data, name = read_program(args.file)
+    code = decode_source(data, name=name)
+    stdin = Path(args.stdin).read_bytes() if args.stdin else None
+    with Sandbox(limits, progress=_stderr_progress) as sandbox:
+        result = sandbox.run(code, stdin=stdin)
+    print_result(result, as_json=args.json)
+    return exit_status(result)
+
+
+def _stderr_progress(message: str) -> None:
+    print(f"[cellblock] {message}", file=sys.stderr, flush=True)
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    from cellblock.sandbox.docker import connect
+    from cellblock.sandbox.image import build_image
+
+    info = build_image(
+        connect(), force=args.force, progress=_stderr_progress, try_pull=not args.no_pull,
+        mirror=args.mirror, suite=args.suite,
+    )
+    print(f"{info.tag} {info.image_id}")
+    return 0
+
+
+def cmd_image_info(args: argparse.Namespace) -> int:
+    from cellblock.sandbox.docker import connect
+    from cellblock.sandbox.image import inspect_image
+
+    info = inspect_image(connect())
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+    elif not info.present:
+        print(f"{info.tag}: absent (build it with `cellblock image build`)")
+    else:
+        state = "current" if info.current else "STALE (rebuild with `cellblock image build`)"
+        size = (info.size_bytes or 0) / (1024 * 1024)
+        print(f"{info.tag}: {state}\n  id      {info.image_id}\n  base    {info.base}\n"
+              f"  python  {info.python}\n  size    {size:.0f} MiB\n  created {info.created}\n"
+              f"  recipe  {info.recipe}")
+    return 0 if info.present and info.current else 1
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from cellblock.sandbox.docker import connect, reap
+
+    removed = reap(connect(), include_live=args.all)
+    print(f"removed {removed} container(s)")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cellblock.sandbox.docker import DockerBackend, connect
+    from cellblock.sandbox.doctor import Check, run_probe
+    from cellblock.sandbox.image import inspect_image
+
+    checks: list[Check] = []
+    try:
+        client = connect()
+        checks.append(Check("engine reachable", True, str(client.version().get("Version"))))
+        info = inspect_image(client)
+        checks.append(Check("image current", info.present and info.current,
+                            f"{info.tag} {'current' if info.current else 'absent or stale'}"))
+        backend = DockerBackend(client=client)
+        backend.check_runtime(args.runtime)
+        checks.append(Check("runtime available", True, args.runtime))
+        limits = Limits(runtime=args.runtime, timeout_s=30)
+        probe_checks, _ = run_probe(backend, limits)
+        checks += probe_checks
+    except CellblockError as exc:
+        checks.append(Check("setup", False, str(exc)))
+    failed = [c for c in checks if not c.ok]
+    if args.json:
+        print(json.dumps({"runtime": args.runtime, "ok": not failed,
+                          "checks": [c.to_dict() for c in checks]}, indent=2))
+    else:
+        print(f"cellblock doctor (runtime {args.runtime})")
+        for c in checks:
+            print(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<28} {c.detail}")
+        print("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    return 0 if not failed else 1

@@ -1,0 +1,454 @@
+"""cellblock's in-container runner. PID 1 of every sandbox; standard library only.
+
+It runs inside the sandbox image, so it must not import cellblock. Protocol (version 1):
+
+* host -> runner, on the container's stdin: one JSON header line
+  ``{"v": 1, "code_len": N, "stdin_len": M, "timeout_s": T, "stdout_cap": A, "stderr_cap": B,
+  "filename": "main.py"}`` followed by N bytes of UTF-8 source and M bytes for the program's stdin.
+* runner -> host, on the container's stdout: lines ``CBR1 <json>\n``. First ``{"event": "ready"}``
+  as soon as the interpreter is up (the warm pool waits for it), then exactly one
+  ``{"event": "result", ...}``.
+
+Why the program cannot forge or disturb the result:
+
+* the program runs in a forked child whose fds 0/1/2 are pipes owned by the runner; every other
+  descriptor, the result channel included, is closed in the child;
+* the runner is made non-dumpable, so the child (same uid) cannot open ``/proc/1/fd/*`` or
+  ``/proc/1/mem``; ptrace is refused by the seccomp profile;
+* the runner is PID 1 of its PID namespace and installs no catchable handler except SIGCHLD
+  handling by ``waitpid``, so signals sent from inside the sandbox do not reach it; only the host
+  can kill it;
+* output beyond the caps is read and counted but dropped, so a flood cannot block or exhaust it.
+
+When the program's main process exits, every process left in the sandbox is killed, so a
+double-forked daemon cannot outlive the run. At the deadline everything is killed.
+"""
+
+import atexit
+import base64
+import io
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+import types
+
+CHANNEL_PREFIX = b"CBR1 "
+WORKDIR = "/work"
+PROTOCOL = 1
+_IGNORED = (
+    signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+    signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE,
+)
+
+
+def _make_undumpable():
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except Exception as exc:  # keep running, but say so: the host reports it in doctor
+        os.write(2, ("cellblock-runner: prctl failed: %r\n" % (exc,)).encode())
+
+
+def _send(chan, message):
+    data = CHANNEL_PREFIX + json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    view = memoryview(data)
+    while view:
+        n = os.write(chan, view)
+        view = view[n:]
+
+
+def _read_exact(fd, n, deadline):
+    chunks = []
+    while n > 0:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                return None
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_header(fd, deadline):
+    buf = b""
+    while b"\n" not in buf:
+        if len(buf) > 65536:
+            return None
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                return None
+        chunk = os.read(fd, 1)  # byte by byte: never read past the header into the code
+        if not chunk:
+            return None
+        buf += chunk
+    return json.loads(buf)
+
+
+class _Cgroup:
+    """Reads the sandbox's own cgroup (v1 or v2) from inside, before the container goes."""
+
+    def __init__(self):
+        self.version = None
+        if os.path.exists("/sys/fs/cgroup/memory/memory.max_usage_in_bytes"):
+            self.version = 1
+        elif os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            self.version = 2
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path, "rb") as f:
+                return f.read().decode()
+        except OSError:
+            return None
+
+    def _keyed(self, path, key):
+        text = self._read(path)
+        if text is None:
+            return None
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == key:
+                return int(parts[1])
+        return None
+
+    def cpu_ns(self):
+        if self.version == 1:
+            text = self._read("/sys/fs/cgroup/cpuacct/cpuacct.usage") or self._read(
+                "/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage"
+            )
+            return int(text) if text and text.strip().isdigit() else None
+        if self.version == 2:
+            usec = self._keyed("/sys/fs/cgroup/cpu.stat", "usage_usec")
+            return None if usec is None else usec * 1000
+        return None
+
+    def peak_memory(self):
+        path = None
+        if self.version == 1:
+            path = "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"
+        elif self.version == 2:
+            path = "/sys/fs/cgroup/memory.peak"
+        text = self._read(path) if path else None
+        return int(text) if text and text.strip().isdigit() else None
+
+    def oom_kills(self):
+        if self.version == 1:
+            return self._keyed("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill")
+        if self.version == 2:
+            return self._keyed("/sys/fs/cgroup/memory.events", "oom_kill")
+        return None
+
+
+def _child(filename, code, fds):
+    """In the forked child: become the program. Never returns."""
+    stdin_r, out_w, err_w = fds
+    try:
+        os.setsid()
+        for sig in _IGNORED:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # what CPython does at startup
+        os.dup2(stdin_r, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, 65536)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")  # the OOM killer takes the program, not the runner
+        except OSError:
+            pass
+        os.chdir(WORKDIR)
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8",
+                                     errors="surrogateescape")
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                      errors="backslashreplace", line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                      errors="backslashreplace", line_buffering=True)
+        sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+        path = os.path.join(WORKDIR, filename)
+        sys.argv = [path]
+        sys.path[0] = WORKDIR
+        main_module = types.ModuleType("__main__")
+        main_module.__file__ = path
+        main_module.__builtins__ = __builtins__
+        sys.modules["__main__"] = main_module  # pickle and multiprocessing look here
+        sys.modules.pop("cellblock_runner", None)
+    except BaseException:  # the sandbox is broken; report through the exit status
+        os._exit(125)
+    status = 0
+    try:
+        compiled = compile(code, path, "exec")
+        exec(compiled, main_module.__dict__)
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    except BaseException as exc:
+        status = 1
+        _print_exception(exc)
+    try:
+        threading._shutdown()  # wait for non-daemon threads, as interpreter exit does
+    except BaseException:
+        pass
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(status)
+
+
+def _exit_status(code):
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        sys.stderr.write(str(code) + "\n")
+    except BaseException:
+        pass
+    return 1
+
+
+def _print_exception(exc):
+    try:
+        tb = exc.__traceback__
+        # drop the runner's own frame so the traceback starts in the user's file
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
+    except BaseException:
+        os.write(2, b"cellblock: the program raised an exception\n")
+
+
+def _kill_everything_else():
+    try:
+        os.kill(-1, signal.SIGKILL)  # from PID 1: every other process of the sandbox
+    except ProcessLookupError:
+        pass
+    except OSError:
+        pass
+
+
+def _reap(block_until_none=False):
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, 0 if block_until_none else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def run_program(chan, header, code, stdin_data, cgroup):
+    timeout = float(header["timeout_s"])
+    caps = (int(header["stdout_cap"]), int(header["stderr_cap"]))
+    filename = header.get("filename", "main.py")
+    path = os.path.join(WORKDIR, filename)
+    with open(path, "wb") as f:
+        f.write(code)
+
+    oom_before = cgroup.oom_kills() or 0
+    cpu_before = cgroup.cpu_ns()
+    ru_before = _children_cpu()
+
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    if stdin_data:
+        in_r, in_w = os.pipe()
+    else:
+        in_r, in_w = os.open("/dev/null", os.O_RDONLY), None
+    sys.stdout.flush()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        _child(filename, code.decode("utf-8", "surrogateescape"), (in_r, out_w, err_w))
+    os.close(out_w)
+    os.close(err_w)
+    os.close(in_r)
+    deadline = started + timeout
+
+    buffers = {out_r: bytearray(), err_r: bytearray()}
+    counts = {out_r: 0, err_r: 0}
+    capmap = {out_r: caps[0], err_r: caps[1]}
+    open_fds = [out_r, err_r]
+    pending = memoryview(stdin_data) if stdin_data else None
+    if in_w is not None:
+        os.set_blocking(in_w, False)
+    main_status = None
+    timed_out = False
+    main_exit_at = None
+    watch_host = [0] if header.get("watch_host", True) else []
+    try:
+        exit_fd = [os.pidfd_open(pid)]  # readable when the program exits: no polling delay
+    except (AttributeError, OSError):
+        exit_fd = []
+
+    while True:
+        now = time.monotonic()
+        if main_status is None:
+            waited, status = os.waitpid(pid, os.WNOHANG)
+            if waited == pid:
+                main_status = status
+                main_exit_at = now
+                _kill_everything_else()  # daemons and leftovers end with the program
+                for fd in exit_fd:
+                    os.close(fd)
+                exit_fd = []
+        if main_status is not None and not open_fds:
+            break
+        if now >= deadline and main_status is None:
+            timed_out = True
+            _kill_everything_else()
+            _, main_status = os.waitpid(pid, 0)
+            main_exit_at = time.monotonic()
+            for fd in exit_fd:
+                os.close(fd)
+            exit_fd = []
+            deadline = main_exit_at + 1.0  # drain what is already in the pipes, briefly
+            continue
+        if main_status is not None and now >= deadline:
+            break  # pipes held by something unkillable; do not wait forever
+        wfds = [in_w] if (in_w is not None and pending is not None) else []
+        poll = 0.05 if exit_fd or main_status is not None else 0.002
+        wait_for = max(0.0, min(deadline - now, poll))
+        try:
+            readable, writable, _ = select.select(open_fds + watch_host + exit_fd, wfds, [], wait_for)
+        except InterruptedError:
+            continue
+        if exit_fd and exit_fd[0] in readable:
+            readable.remove(exit_fd[0])
+        if watch_host and 0 in readable:
+            readable.remove(0)
+            if not os.read(0, 4096):  # the host hung up: nobody will read a result
+                _kill_everything_else()
+                os._exit(3)
+        for fd in readable:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                open_fds.remove(fd)
+                os.close(fd)
+                continue
+            counts[fd] += len(chunk)
+            room = capmap[fd] - len(buffers[fd])
+            if room > 0:
+                buffers[fd] += chunk[:room]
+        if writable and pending is not None:
+            try:
+                n = os.write(in_w, pending[:65536])
+                pending = pending[n:]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:  # the program closed its stdin
+                pending = None
+            if pending is not None and not len(pending):
+                pending = None
+            if pending is None:
+                os.close(in_w)
+                in_w = None
+
+    ended = main_exit_at or time.monotonic()
+    if in_w is not None:
+        os.close(in_w)
+    _kill_everything_else()
+    _reap()
+
+    exit_code = sig = None
+    if os.WIFEXITED(main_status):
+        exit_code = os.WEXITSTATUS(main_status)
+    elif os.WIFSIGNALED(main_status):
+        sig = os.WTERMSIG(main_status)
+        exit_code = 128 + sig
+
+    oom_after = cgroup.oom_kills()
+    cpu_after = cgroup.cpu_ns()
+    if cpu_before is not None and cpu_after is not None:
+        cpu_time = (cpu_after - cpu_before) / 1e9
+        accounting = "cgroup-v%d" % cgroup.version
+    else:
+        cpu_time = _children_cpu() - ru_before
+        accounting = "rusage"
+    peak = cgroup.peak_memory()
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        accounting = "rusage"
+
+    _send(chan, {
+        "event": "result",
+        "exit_code": exit_code,
+        "signal": None if timed_out else sig,
+        "timed_out": timed_out,
+        "oom_killed": bool(oom_after is not None and oom_after > oom_before),
+        "duration_s": round(ended - started, 6),
+        "cpu_time_s": round(cpu_time, 6),
+        "peak_memory_bytes": peak,
+        "stdout": base64.b64encode(bytes(buffers[out_r])).decode(),
+        "stderr": base64.b64encode(bytes(buffers[err_r])).decode(),
+        "stdout_bytes": counts[out_r],
+        "stderr_bytes": counts[err_r],
+        "accounting": accounting,
+    })
+
+
+def _children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def main():
+    for sig in _IGNORED:
+        signal.signal(sig, signal.SIG_IGN)
+    _make_undumpable()
+    # The result channel lives on a private descriptor; fd 1 points at /dev/null so that
+    # nothing printed by accident can be mistaken for a frame.
+    chan = os.dup(1)
+    devnull = os.open("/dev/null", os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    idle = float(os.environ.get("CELLBLOCK_IDLE_S", "0") or 0)
+    cgroup = _Cgroup()
+    _send(chan, {"event": "ready", "v": PROTOCOL, "pid": os.getpid(),
+                 "python": "%d.%d.%d" % sys.version_info[:3], "cgroup": cgroup.version})
+    deadline = time.monotonic() + idle if idle > 0 else None
+    header = _read_header(0, deadline)
+    if header is None:
+        return 0  # idle timeout or the host went away: leave quietly
+    if header.get("v") != PROTOCOL:
+        _send(chan, {"event": "error", "message": "protocol version mismatch"})
+        return 2
+    code = _read_exact(0, int(header["code_len"]), time.monotonic() + 30)
+    stdin_len = int(header.get("stdin_len", 0))
+    stdin_data = _read_exact(0, stdin_len, time.monotonic() + 30) if stdin_len else b""
+    if code is None or stdin_data is None:
+        _send(chan, {"event": "error", "message": "request truncated"})
+        return 2
+    run_program(chan, header, code, stdin_data, cgroup)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""``Sandbox``: the library's front door for running one program safely."""
+
+from __future__ import annotations
+
+import io
+import threading
+import tokenize
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from cellblock.sandbox.errors import SourceDecodeError
+from cellblock.sandbox.image import Progress, build_image, inspect_image
+from cellblock.sandbox.interface import Backend, ExecutionResult, Limits, RunRequest
+
+if TYPE_CHECKING:
+    from cellblock.sandbox.pool import Pool
+
+
+def decode_source(code: str | bytes, *, name: str = "<program>") -> str:
+    """Source text from bytes, honouring a PEP 263 coding cookie and a UTF-8 BOM."""
+    if isinstance(code, str):
+        return code
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(code).readline)
+        text = code.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
+        raise SourceDecodeError(
+            f"{name} is not valid source text ({exc}); save it as UTF-8 or declare its "
+            "encoding with a `# -*- coding: ... -*-` line"
+        ) from exc
+    return text.removeprefix("\ufeff")
+
+
+def default_backend(*, auto_build: bool = True, progress: Progress | None = None) -> Backend:
+    """The Docker backend, building the sandbox image first when it is absent or stale."""
+    from cellblock.sandbox.docker import DockerBackend, connect
+
+    client = connect()
+    if auto_build:
+        info = inspect_image(client)
+        if not (info.present and info.current):
+            build_image(client, progress=progress)
+    return DockerBackend(client=client)
+
+
+class Sandbox:
+    """Runs programs in fresh, hardened, single-use sandboxes.
+
+    >>> with Sandbox() as sb:
+    ...     result = sb.run("print(6 * 7)")
+    ...     result.stdout
+    '42\\n'
+
+    With ``pool_size > 0`` cells are started ahead of time, so a run only hands over the code;
+    each cell still serves exactly one program.
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        backend: Backend | None = None,
+        pool_size: int = 0,
+        pool: Pool | None = None,
+        auto_build: bool = True,
+        reap: bool = True,
+        progress: Progress | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.backend = backend or default_backend(auto_build=auto_build, progress=progress)
+        self._owns_backend = backend is None
+        if reap:
+            self.backend.reap()  # containers left by a caller that crashed
+        self._pool = pool
+        self._owns_pool = False
+        if pool is None and pool_size > 0:
+            from cellblock.sandbox.pool import Pool
+
+            self._pool = Pool(self.backend, size=pool_size)
+            self._owns_pool = True
+        if self._pool is not None:
+            self._pool.warm(self.limits)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def run(
+        self,
+        code: str | bytes,
+        stdin: bytes | str | None = None,
+        timeout: float | None = None,
+        *,
+        limits: Limits | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` once in a fresh sandbox and say exactly what happened."""
+        if self._closed:
+            raise RuntimeError("this Sandbox is closed")
+        chosen = limits or self.limits
+        if timeout is not None:
+            chosen = chosen.replace(timeout_s=timeout)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        request = RunRequest(code=decode_source(code), limits=chosen, stdin=data)
+        if self._pool is not None:
+            return self._pool.run(request)
+        return self.backend.run(request)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._pool is not None and self._owns_pool:
+            self._pool.close()
+        if self._owns_backend:
+            self.backend.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

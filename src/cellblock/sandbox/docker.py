@@ -1,0 +1,514 @@
+"""The Docker backend: hardened single-use containers through the official Docker SDK.
+
+Every container is created with the full hardening set (see ``_host_config``), carries labels
+naming its owner process, is started with ``auto_remove`` so the engine deletes it when its
+runner exits, and is force-removed in a ``finally`` on every other path. The reaper removes
+containers whose owner process is gone (a caller killed with SIGKILL between create and start).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import socket
+import struct
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cellblock import __version__
+from cellblock.sandbox import _owner
+from cellblock.sandbox.errors import (
+    EngineUnavailableError,
+    RunnerProtocolError,
+    RuntimeUnavailableError,
+    SandboxError,
+)
+from cellblock.sandbox.image import IMAGE_TAG, SANDBOX_UID, require_current_image
+from cellblock.sandbox.interface import (
+    Backend,
+    Cell,
+    ExecutionResult,
+    Limits,
+    RunRequest,
+    Status,
+    classify,
+)
+
+LABEL_MANAGED = "cellblock.managed"
+CHANNEL_PREFIX = b"CBR1 "
+PROTOCOL = 1
+# Host-side backstop beyond the program's own deadline (the runner kills at the deadline itself;
+# the host kills the whole container if the runner has not reported by then).
+HOST_GRACE_S = 0.75
+RUNNER_STDERR_CAP = 64 * 1024
+
+
+def seccomp_profile() -> str:
+    raw = resources.files("cellblock.sandbox").joinpath("seccomp.json").read_text()
+    return json.dumps(json.loads(raw), separators=(",", ":"))
+
+
+def connect(base_url: str | None = None, timeout: float = 60.0) -> Any:
+    """Connect to the engine, or raise one clear sentence saying why not."""
+    import docker
+    import docker.errors
+
+    where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        client = (
+            docker.DockerClient(base_url=base_url, timeout=int(timeout))
+            if base_url
+            else docker.from_env(timeout=int(timeout))
+        )
+        client.ping()
+    except docker.errors.DockerException as exc:
+        text = str(exc)
+        if "Permission denied" in text or "PermissionError" in text:
+            raise EngineUnavailableError(
+                f"permission denied on the Docker engine socket ({where}); add your user to the "
+                "'docker' group (then log in again) or run cellblock with sudo"
+            ) from exc
+        raise EngineUnavailableError(
+            f"cannot reach the Docker engine at {where}; start it (for example "
+            "`sudo systemctl start docker`) or point DOCKER_HOST at a running engine"
+        ) from exc
+    return client
+
+
+class DockerBackend(Backend):
+    """Runs each program in a fresh hardened container on a Docker engine."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        *,
+        client: Any | None = None,
+        image: str = IMAGE_TAG,
+        base_url: str | None = None,
+        ready_timeout_s: float = 60.0,
+    ) -> None:
+        self._client = client if client is not None else connect(base_url)
+        self.image = image
+        info = require_current_image(self._client, image)
+        assert info.image_id is not None
+        self.image_id: str = info.image_id
+        self.ready_timeout_s = ready_timeout_s
+        self._seccomp = seccomp_profile()
+        self._runtimes: frozenset[str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def runtimes(self) -> frozenset[str]:
+        with self._lock:
+            if self._runtimes is None:
+                names = set((self._client.info().get("Runtimes") or {}).keys())
+                self._runtimes = frozenset(names | {"runc"})
+            return self._runtimes
+
+    def check_runtime(self, runtime: str) -> None:
+        if runtime not in self.runtimes():
+            raise RuntimeUnavailableError(
+                f"the container runtime {runtime!r} is not registered with the Docker engine "
+                f"(it has: {', '.join(sorted(self.runtimes()))}); for gVisor install runsc "
+                "(`apt-get install runsc`) and register it in /etc/docker/daemon.json, see "
+                "docs/gvisor.md. cellblock never falls back to another runtime on its own"
+            )
+
+    def prepare(self, limits: Limits, *, idle_s: float = 0.0) -> DockerCell:
+        self.check_runtime(limits.runtime)
+        return DockerCell(self, limits, idle_s=idle_s)
+
+    def reap(self) -> int:
+        return reap(self._client)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+    # -- container configuration ---------------------------------------------------------
+
+    def host_config(self, limits: Limits) -> Any:
+        from docker.types import LogConfig, Ulimit
+
+        api = self._client.api
+        work = (
+            f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=0700,"
+            f"uid={SANDBOX_UID},gid={SANDBOX_UID}"
+        )
+        tmp = f"rw,nosuid,nodev,noexec,size={limits.tmp_bytes},mode=1777"
+        kwargs: dict[str, Any] = {
+            "auto_remove": True,
+            "read_only": True,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true", f"seccomp={self._seccomp}"],
+            "pids_limit": limits.pids,
+            "mem_limit": limits.memory_bytes,
+            "memswap_limit": limits.memory_bytes + limits.swap_bytes,
+            "nano_cpus": int(limits.cpus * 1e9),
+            "ulimits": [
+                Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            "tmpfs": {"/work": work, "/tmp": tmp},
+            "shm_size": limits.tmp_bytes,
+            "ipc_mode": "private",
+            "log_config": LogConfig(type="none"),  # a flood can never reach the host disk
+            "privileged": False,
+            "init": False,  # the runner is PID 1 on purpose: in-sandbox signals cannot reach it
+        }
+        if limits.runtime != "runc":
+            kwargs["runtime"] = limits.runtime
+        return api.create_host_config(**kwargs)
+
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "1",
+            "cellblock.version": __version__,
+            "cellblock.created": f"{time.time():.3f}",
+            **_owner.labels(),
+        }
+
+
+class DockerCell(Cell):
+    """One created, started and attached container whose runner waits for a program."""
+
+    def __init__(self, backend: DockerBackend, limits: Limits, *, idle_s: float = 0.0) -> None:
+        import docker.errors
+
+        self.backend = backend
+        self.limits = limits
+        self.container_id: str | None = None
+        self._sock: socket.socket | None = None
+        self._raw: Any = None
+        self._buffer = bytearray()
+        self._stderr = bytearray()
+        self._used = False
+        self._finished_cleanly = False
+        self.created_at = time.monotonic()
+        api = backend.client.api
+        try:
+            config = api.create_container_config(
+                image=backend.image_id,
+                command=None,
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                stdin_open=True,
+                tty=False,
+                network_disabled=True,
+                hostname="cellblock",
+                working_dir="/work",
+                environment={"CELLBLOCK_IDLE_S": f"{idle_s:g}"},
+                labels=backend.labels(),
+                host_config=backend.host_config(limits),
+            )
+            config["StdinOnce"] = True  # the engine closes stdin when we hang up; the runner quits
+            created = api.create_container_from_config(config)
+            self.container_id = created["Id"]
+            self._raw = api.attach_socket(
+                self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+            self._sock = _raw_socket(self._raw)
+            api.start(self.container_id)
+            ready = self._read_frame(time.monotonic() + backend.ready_timeout_s)
+            if ready is None or ready.get("event") != "ready" or ready.get("v") != PROTOCOL:
+                raise RunnerProtocolError(
+                    "the sandbox runner did not start "
+                    f"({self._stderr.decode(errors='replace').strip()[-300:] or 'no output'}); "
+                    "rebuild the image with `cellblock image build --force`"
+                )
+            self.ready_info = ready
+            self.ready_at = time.monotonic()
+        except docker.errors.APIError as exc:
+            self.discard()
+            raise _api_error(exc, limits) from exc
+        except BaseException:
+            self.discard()
+            raise
+
+    @property
+    def alive(self) -> bool:
+        return not self._used and self._sock is not None
+
+    def discard(self) -> None:
+        self._used = True
+        self._close_socket()
+        if self.container_id is not None and not self._finished_cleanly:
+            _force_remove(self.backend.client, self.container_id)
+
+    def _close_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                raw.close()
+
+    def execute(self, request: RunRequest, *, started_at: float | None = None) -> ExecutionResult:
+        if not self.alive:
+            raise SandboxError("this sandbox cell was already used; cells are single-use")
+        self._used = True
+        t0 = started_at if started_at is not None else time.monotonic()
+        try:
+            return self._execute(request, t0)
+        finally:
+            self.discard()
+
+    def _execute(self, request: RunRequest, t0: float) -> ExecutionResult:
+        limits = request.limits
+        code = request.code.encode("utf-8", "surrogateescape")
+        stdin = request.stdin or b""
+        header = {
+            "v": PROTOCOL,
+            "code_len": len(code),
+            "stdin_len": len(stdin),
+            "timeout_s": limits.timeout_s,
+            "stdout_cap": limits.stdout_bytes,
+            "stderr_cap": limits.stderr_bytes,
+            "filename": request.filename,
+            "watch_host": True,
+        }
+        assert self._sock is not None
+        try:
+            self._sock.sendall(json.dumps(header).encode() + b"\n" + code + stdin)
+        except OSError as exc:
+            raise RunnerProtocolError(f"could not hand the program to the sandbox: {exc}") from exc
+        deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
+        frame = self._read_frame(deadline)
+        total = time.monotonic() - t0
+        if frame is not None and frame.get("event") == "result":
+            self._finished_cleanly = True  # the runner exits by itself; auto_remove deletes it
+            return self._result_from_frame(frame, limits, total)
+        return self._result_without_report(limits, total, frame)
+
+    def _result_from_frame(
+        self, frame: dict[str, Any], limits: Limits, total: float
+    ) -> ExecutionResult:
+        stdout_raw = base64.b64decode(frame["stdout"])
+        stderr_raw = base64.b64decode(frame["stderr"])
+        stdout_truncated = frame["stdout_bytes"] > len(stdout_raw)
+        stderr_truncated = frame["stderr_bytes"] > len(stderr_raw)
+        signal = frame.get("signal")
+        status = classify(
+            exit_code=frame.get("exit_code"),
+            signal=signal,
+            timed_out=bool(frame["timed_out"]),
+            oom_killed=bool(frame["oom_killed"]),
+            truncated=stdout_truncated or stderr_truncated,
+        )
+        return ExecutionResult(
+            status=status,
+            exit_code=None if frame["timed_out"] else frame.get("exit_code"),
+            signal=signal,
+            stdout=_decode_cut(stdout_raw, stdout_truncated),
+            stderr=_decode_cut(stderr_raw, stderr_truncated),
+            stdout_truncated=stdout_truncated,
+            stderr_truncated=stderr_truncated,
+            stdout_bytes=int(frame["stdout_bytes"]),
+            stderr_bytes=int(frame["stderr_bytes"]),
+            timed_out=bool(frame["timed_out"]),
+            oom_killed=bool(frame["oom_killed"]),
+            duration_s=float(frame["duration_s"]),
+            total_s=round(total, 6),
+            cpu_time_s=frame.get("cpu_time_s"),
+            peak_memory_bytes=frame.get("peak_memory_bytes"),
+            limits=limits,
+            runtime=limits.runtime,
+            image_id=self.backend.image_id,
+            container_id=self.container_id or "",
+            accounting=str(frame.get("accounting", "none")),
+        )
+
+    def _result_without_report(
+        self, limits: Limits, total: float, frame: dict[str, Any] | None
+    ) -> ExecutionResult:
+        """The runner did not report: the host deadline passed, or the runner itself died."""
+        assert self.container_id is not None
+        api = self.backend.client.api
+        stats = _host_cgroup_stats(self.container_id)
+        timed_out = self._sock_alive_at_deadline
+        if timed_out:
+            with contextlib.suppress(Exception):
+                api.kill(self.container_id)
+            status, error = Status.TIMEOUT, "the program did not end by its deadline; the host killed the sandbox"
+        else:
+            oom = bool(stats.get("oom_kills"))
+            status = Status.OOM if oom else Status.KILLED
+            error = "the sandbox runner ended without reporting" + (
+                " (the memory limit was hit)" if oom else ""
+            )
+            if frame is not None and frame.get("event") == "error":
+                error = f"the sandbox runner failed: {frame.get('message')}"
+        return ExecutionResult(
+            status=status,
+            exit_code=None,
+            signal=None if timed_out else 9,
+            stdout="",
+            stderr=self._stderr.decode("utf-8", "replace"),
+            stdout_truncated=False,
+            stderr_truncated=False,
+            stdout_bytes=0,
+            stderr_bytes=0,
+            timed_out=timed_out,
+            oom_killed=bool(stats.get("oom_kills")),
+            duration_s=round(total, 6),
+            total_s=round(total, 6),
+            cpu_time_s=stats.get("cpu_s"),
+            peak_memory_bytes=stats.get("peak_memory"),
+            limits=limits,
+            runtime=limits.runtime,
+            image_id=self.backend.image_id,
+            container_id=self.container_id,
+            accounting="host-cgroup" if stats else "none",
+            error=error,
+        )
+
+    # -- the attach stream ----------------------------------------------------------------
+
+    _sock_alive_at_deadline = False
+
+    def _read_frame(self, deadline: float) -> dict[str, Any] | None:
+        """Next ``CBR1`` line from the runner's channel, or None at EOF or the deadline."""
+        while True:
+            nl = self._buffer.find(b"\n")
+            if nl >= 0:
+                line = bytes(self._buffer[:nl])
+                del self._buffer[: nl + 1]
+                if line.startswith(CHANNEL_PREFIX):
+                    message: dict[str, Any] = json.loads(line[len(CHANNEL_PREFIX) :])
+                    return message
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._sock_alive_at_deadline = True
+                return None
+            chunk = self._read_mux(remaining)
+            if chunk is None:
+                if time.monotonic() >= deadline:
+                    self._sock_alive_at_deadline = True
+                return None
+
+    def _read_mux(self, timeout: float) -> bytes | None:
+        """Read one multiplexed frame; stdout goes to the buffer, stderr to diagnostics."""
+        header = self._recv_exact(8, timeout)
+        if header is None:
+            return None
+        kind, size = header[0], struct.unpack(">I", header[4:8])[0]
+        payload = self._recv_exact(size, max(timeout, 5.0)) if size else b""
+        if payload is None:
+            return None
+        if kind == 1:
+            self._buffer += payload
+        elif len(self._stderr) < RUNNER_STDERR_CAP:
+            self._stderr += payload[: RUNNER_STDERR_CAP - len(self._stderr)]
+        return payload
+
+    def _recv_exact(self, n: int, timeout: float) -> bytes | None:
+        sock = self._sock
+        if sock is None:
+            return None
+        out = bytearray()
+        end = time.monotonic() + timeout
+        while len(out) < n:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return None
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(n - len(out))
+            except TimeoutError:
+                return None
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            out += chunk
+        return bytes(out)
+
+
+def _raw_socket(raw: Any) -> socket.socket:
+    sock = getattr(raw, "_sock", raw)
+    if not isinstance(sock, socket.socket):
+        raise SandboxError("the Docker SDK returned an unexpected attach stream type")
+    return sock
+
+
+def _decode_cut(data: bytes, truncated: bool) -> str:
+    """Decode UTF-8; when the cap cut a multi-byte character in half, drop the partial tail."""
+    if truncated:
+        for cut in range(min(3, len(data)), 0, -1):
+            tail = data[-cut:]
+            lead = tail[0]
+            need = 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4 if lead >> 3 == 0b11110 else 0
+            if need > cut:
+                data = data[:-cut]
+                break
+    return data.decode("utf-8", "replace")
+
+
+def _api_error(exc: Any, limits: Limits) -> SandboxError:
+    text = str(getattr(exc, "explanation", None) or exc)
+    if "runtime" in text.lower() and limits.runtime != "runc":
+        return RuntimeUnavailableError(
+            f"the engine refused runtime {limits.runtime!r}: {text}; cellblock never falls back"
+        )
+    return SandboxError(f"the Docker engine refused to create the sandbox: {text}")
+
+
+def _force_remove(client: Any, container_id: str) -> None:
+    import docker.errors
+
+    try:
+        client.api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if "already in progress" not in str(exc) and "No such container" not in str(exc):
+            raise
+
+
+def _host_cgroup_stats(container_id: str) -> dict[str, Any]:
+    """Accounting read from the host's cgroup tree, when the engine is local and it still exists."""
+    stats: dict[str, Any] = {}
+    root = Path("/sys/fs/cgroup")
+    for mem in (root / "memory" / "docker" / container_id,):
+        with contextlib.suppress(OSError, ValueError):
+            stats["peak_memory"] = int((mem / "memory.max_usage_in_bytes").read_text())
+            for line in (mem / "memory.oom_control").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    stats["oom_kills"] = int(line.split()[1])
+    for cpu in (root / "cpuacct" / "docker" / container_id, root / "cpu,cpuacct" / "docker" / container_id):
+        with contextlib.suppress(OSError, ValueError):
+            stats["cpu_s"] = int((cpu / "cpuacct.usage").read_text()) / 1e9
+            break
+    for v2 in (root / "system.slice" / f"docker-{container_id}.scope", root / "docker" / container_id):
+        with contextlib.suppress(OSError, ValueError):
+            stats["peak_memory"] = int((v2 / "memory.peak").read_text())
+            for line in (v2 / "memory.events").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    stats["oom_kills"] = int(line.split()[1])
+            for line in (v2 / "cpu.stat").read_text().splitlines():
+                if line.startswith("usage_usec "):
+                    stats["cpu_s"] = int(line.split()[1]) / 1e6
+    return stats
+
+
+def reap(client: Any, *, include_live: bool = False) -> int:
+    """Remove cellblock containers whose owner process is gone. Returns how many were removed."""
+    removed = 0
+    for c in client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"}):
+        labels = c.get("Labels") or {}
+        if not include_live and _owner.is_alive(labels):
+            continue
+        _force_remove(client, c["Id"])
+        removed += 1
+    return removed

@@ -1,0 +1,151 @@
+"""``cellblock doctor``: verify every sandbox promise from inside a real sandbox."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cellblock.sandbox.interface import Backend, Limits, RunRequest
+
+# Runs inside the sandbox. It prints one JSON object of facts; the host judges them, so that a
+# broken probe can never report success by itself.
+PROBE = r'''
+import ctypes, errno, json, os, socket
+facts = {}
+def status_field(name):
+    for line in open("/proc/self/status"):
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+facts["uid"] = os.getuid()
+facts["euid"] = os.geteuid()
+facts["cap_eff"] = status_field("CapEff")
+facts["cap_bnd"] = status_field("CapBnd")
+facts["no_new_privs"] = status_field("NoNewPrivs")
+facts["seccomp"] = status_field("Seccomp")
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+rc = libc.syscall(425, 1, params)  # io_uring_setup(1, &params)
+facts["io_uring"] = {"rc": rc, "errno": errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))}
+if rc >= 0:
+    os.close(rc)
+rc = libc.syscall(250, 0, 0, 0, 0, 0)  # keyctl
+facts["keyctl_errno"] = errno.errorcode.get(ctypes.get_errno(), "")
+try:
+    facts["interfaces"] = sorted(name for _, name in socket.if_nameindex())
+except OSError as exc:
+    facts["interfaces"] = ["error: %s" % exc]
+try:
+    s = socket.create_connection(("1.1.1.1", 53), timeout=1)
+    s.close()
+    facts["outbound_tcp"] = "connected"
+except OSError as exc:
+    facts["outbound_tcp"] = type(exc).__name__
+try:
+    open("/usr/cellblock-probe", "w").close()
+    facts["root_writable"] = True
+except OSError as exc:
+    facts["root_writable"] = errno.errorcode.get(exc.errno, str(exc.errno))
+try:
+    with open("/work/probe.txt", "w") as f:
+        f.write("ok")
+    facts["work_writable"] = open("/work/probe.txt").read() == "ok"
+except OSError as exc:
+    facts["work_writable"] = str(exc)
+def read(path):
+    try:
+        return open(path).read().strip()
+    except OSError:
+        return None
+facts["pids_max"] = read("/sys/fs/cgroup/pids/pids.max") or read("/sys/fs/cgroup/pids.max")
+facts["memory_limit"] = read("/sys/fs/cgroup/memory/memory.limit_in_bytes") or read("/sys/fs/cgroup/memory.max")
+facts["memsw_limit"] = read("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or read("/sys/fs/cgroup/memory.swap.max")
+facts["sockets"] = [p for p in ("/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock", "/run/podman/podman.sock") if os.path.exists(p)]
+facts["mounts_rw"] = sorted({l.split()[1] for l in open("/proc/mounts") if " rw," in l and l.split()[1].startswith(("/work", "/tmp", "/dev/shm", "/"))})
+facts["setuid_files"] = []
+for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin"):
+    try:
+        for name in os.listdir(d):
+            p = os.path.join(d, name)
+            try:
+                if os.stat(p).st_mode & 0o6000:
+                    facts["setuid_files"].append(p)
+            except OSError:
+                pass
+    except OSError:
+        pass
+print(json.dumps(facts))
+'''
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def judge(facts: dict[str, Any], limits: Limits) -> list[Check]:
+    """Turn the probe's facts into pass/fail checks against the promised hardening."""
+    checks = [
+        Check("non-root user", facts.get("uid") not in (0, None) and facts.get("euid") != 0,
+              f"uid={facts.get('uid')}"),
+        Check("no effective capabilities", _hex_zero(facts.get("cap_eff")),
+              f"CapEff={facts.get('cap_eff')}"),
+        Check("no-new-privileges", facts.get("no_new_privs") == "1",
+              f"NoNewPrivs={facts.get('no_new_privs')}"),
+    ]
+    io_uring = facts.get("io_uring") or {}
+    if limits.runtime == "runsc":
+        # gVisor enforces its own syscall surface in the Sentry; it reports Seccomp 0 inside.
+        checks.append(Check("io_uring refused", io_uring.get("rc", 0) < 0,
+                            f"rc={io_uring.get('rc')} errno={io_uring.get('errno')}"))
+    else:
+        checks.append(Check("seccomp filter mode", facts.get("seccomp") == "2",
+                            f"Seccomp={facts.get('seccomp')}"))
+        checks.append(Check("io_uring refused", io_uring.get("rc", 0) < 0
+                            and io_uring.get("errno") == "EPERM",
+                            f"rc={io_uring.get('rc')} errno={io_uring.get('errno')}"))
+    checks += [
+        Check("only loopback network", facts.get("interfaces") in (["lo"], []),
+              f"interfaces={facts.get('interfaces')}"),
+        Check("outbound connections fail", facts.get("outbound_tcp") != "connected",
+              f"connect -> {facts.get('outbound_tcp')}"),
+        Check("read-only root", facts.get("root_writable") in ("EROFS", "EACCES"),
+              f"write /usr -> {facts.get('root_writable')}"),
+        Check("work directory writable", facts.get("work_writable") is True,
+              f"/work -> {facts.get('work_writable')}"),
+        Check("pids limit", facts.get("pids_max") == str(limits.pids),
+              f"pids.max={facts.get('pids_max')} expected {limits.pids}"),
+        Check("memory limit", _int(facts.get("memory_limit")) == limits.memory_bytes,
+              f"limit={facts.get('memory_limit')} expected {limits.memory_bytes}"),
+        Check("no engine socket", not facts.get("sockets"), f"found={facts.get('sockets')}"),
+        Check("no setuid/setgid files", not facts.get("setuid_files"),
+              f"found={facts.get('setuid_files')}"),
+    ]
+    return checks
+
+
+def _hex_zero(value: Any) -> bool:
+    try:
+        return int(str(value), 16) == 0
+    except ValueError:
+        return False
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def run_probe(backend: Backend, limits: Limits) -> tuple[list[Check], dict[str, Any]]:
+    result = backend.run(RunRequest(PROBE, limits=limits))
+    if result.exit_code != 0:
+        return [Check("probe ran", False, f"status={result.status.value} {result.stderr[-300:]}")], {}
+    facts: dict[str, Any] = json.loads(result.stdout)
+    return [Check("probe ran", True, f"in {result.duration_s * 1000:.0f} ms"), *judge(facts, limits)], facts

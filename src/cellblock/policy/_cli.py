@@ -62,10 +62,9 @@ def _first_sentence(text: str) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from cellblock.policy._loader import load_preset
 
-    names = preset_names()
-    width = max(len(n) for n in names) + len(" (default)")
-    for name in names:
-        label = f"{name} (default)" if name == DEFAULT_PRESET else name
+    labels = {n: f"{n} (default)" if n == DEFAULT_PRESET else n for n in preset_names()}
+    width = max(len(label) for label in labels.values())
+    for name, label in labels.items():
         print(f"{label:<{width}}  {_first_sentence(load_preset(name).description)}")
     try:
         loaded = load_policy()

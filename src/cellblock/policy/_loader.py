@@ -378,9 +378,12 @@ def _decode(raw: bytes, source: str) -> str:
         ) from None
 
 
-def load_policy_file(path: str | Path) -> Policy:
-    """Read and validate a policy file; relative audit paths are taken from the file's folder."""
-    source = str(path)
+def load_policy_file(path: str | Path, *, source: str | None = None) -> Policy:
+    """Read and validate a policy file; relative audit paths are taken from the file's folder.
+
+    Messages name the file as ``source`` (default: ``path`` as given).
+    """
+    source = str(path) if source is None else source
     file = Path(path).expanduser()
     try:
         raw = file.read_bytes()
@@ -504,18 +507,7 @@ def _resolve(value: str | Path, origin: Origin, cwd: Path) -> LoadedPolicy:
     shown = Path(value).expanduser()
     file = shown if shown.is_absolute() else cwd / shown
     try:
-        policy = load_policy_file(file)
-    except PolicyValidationError as exc:
-        # Name the file the way the user gave it.
-        if str(file) == str(value):
-            raise
-        raise PolicyValidationError(
-            str(value),
-            [
-                Issue(str(value), i.line, i.column, i.path, i.expected, i.found, i.hint)
-                for i in exc.issues
-            ],
-        ) from None
+        policy = load_policy_file(file, source=str(value))
     except PolicyNotFoundError:
         if origin == "environment":
             raise PolicyNotFoundError(

@@ -1,0 +1,189 @@
+"""The on-disk record format: canonical bytes, domain-separated hashes, file names.
+
+A stored line is the RFC 8785 canonical JSON of ``{"hash": H, "record": R}`` followed by ``\\n``.
+Because keys sort, every line starts with the fixed 84-byte prefix ``{"hash":"<64 hex>","record":``
+and ends with ``}\\n``; the bytes in between are ``R``'s canonical form, and
+``H = SHA-256(RECORD_DOMAIN || R)``. The writer serialises once and the verifier hashes the
+stored slice, never a re-serialisation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import rfc8785
+
+FORMAT_VERSION: Final = 1
+RECORD_DOMAIN: Final = b"cellblock.audit.record.v1\x00"
+SIGN_DOMAIN: Final = b"cellblock.audit.signed.v1\x00"
+GENESIS_PREV: Final = "0" * 64
+SIG_ALG: Final = "ed25519"
+
+PREFIX_LEN: Final = 84  # len('{"hash":"') + 64 + len('","record":')
+_PREFIX_HEAD: Final = b'{"hash":"'
+_PREFIX_TAIL: Final = b'","record":'
+_HEX: Final = frozenset(b"0123456789abcdef")
+
+# Reserved record types written by the log itself.
+T_GENESIS: Final = "log.genesis"
+T_CHECKPOINT: Final = "log.checkpoint"
+T_MANIFEST: Final = "log.manifest"
+T_PRUNE: Final = "log.prune"
+T_RECOVERED: Final = "log.recovered"
+RESERVED_PREFIX: Final = "log."
+
+SEG_RE: Final = re.compile(r"^seg-(\d{16})\.(jsonl|jsonl\.gz|manifest\.json)$")
+_SAFE_INT: Final = 2**53 - 1
+
+
+def seg_stem(first_seq: int) -> str:
+    return f"seg-{first_seq:016d}"
+
+
+def now_ts() -> str:
+    """UTC wall clock, microsecond precision, RFC 3339 with a ``Z``."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(ts: str) -> float:
+    """Seconds since the epoch for a timestamp this module wrote."""
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def _simple(value: Any, depth: int = 0) -> bool:
+    """True when ``json.dumps`` output is already RFC 8785 canonical for ``value``.
+
+    That holds for str/bool/None/safe ints/lists/dicts with ASCII keys (Python sorts keys by code
+    point, RFC 8785 by UTF-16 unit: they agree on ASCII). Floats take the slow, exact path.
+    """
+    if depth > 64:
+        return False
+    t = type(value)
+    if t is str or value is None or t is bool:
+        return True
+    if t is int:
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
+    if t is dict:
+        return all(
+            type(k) is str and k.isascii() and _simple(v, depth + 1) for k, v in value.items()
+        )
+    if t is list or t is tuple:
+        return all(_simple(v, depth + 1) for v in value)
+    return False
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical JSON; ValueError when the value cannot be represented."""
+    if _simple(value):
+        try:
+            return json.dumps(
+                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode("utf-8")
+        except (UnicodeEncodeError, ValueError) as exc:
+            raise ValueError(f"payload is not representable as canonical JSON: {exc}") from None
+    try:
+        out: bytes = rfc8785.dumps(value)
+    except Exception as exc:  # rfc8785 raises its own hierarchy plus TypeError
+        raise ValueError(f"payload is not representable as canonical JSON: {exc}") from None
+    return out
+
+
+def record_hash(body: bytes) -> str:
+    return hashlib.sha256(RECORD_DOMAIN + body).hexdigest()
+
+
+def build_body(log_id: str, payload_c: bytes, prev: str, seq: int, ts: str, type_c: bytes) -> bytes:
+    """Canonical bytes of a record, assembled from pre-canonicalised parts.
+
+    Keys in canonical (sorted) order: log, payload, prev, seq, ts, type, v. Nesting canonical
+    fragments yields the canonical whole, so this equals ``canonical(record)`` (tested).
+    """
+    return b"".join(
+        (
+            b'{"log":"',
+            log_id.encode(),
+            b'","payload":',
+            payload_c,
+            b',"prev":"',
+            prev.encode(),
+            b'","seq":',
+            str(seq).encode(),
+            b',"ts":"',
+            ts.encode(),
+            b'","type":',
+            type_c,
+            b',"v":1}',
+        )
+    )
+
+
+def build_line(body: bytes) -> tuple[bytes, str]:
+    h = record_hash(body)
+    return b"".join((_PREFIX_HEAD, h.encode(), _PREFIX_TAIL, body, b"}\n")), h
+
+
+class LineError(Exception):
+    """A stored line is not a well-formed record; ``kind`` is malformed or hash_mismatch."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def split_line(line: bytes) -> tuple[str, bytes]:
+    """Check the fixed envelope of ``line`` (with its newline); return (stored hash, body)."""
+    if len(line) < PREFIX_LEN + 3 or not line.endswith(b"}\n"):
+        raise LineError("malformed", "line is not a complete record envelope")
+    if line[:9] != _PREFIX_HEAD or line[73:PREFIX_LEN] != _PREFIX_TAIL:
+        raise LineError("malformed", "record envelope is not in canonical form")
+    stored = line[9:73]
+    if not _HEX.issuperset(stored):
+        raise LineError("malformed", "stored hash is not 64 lowercase hex digits")
+    return stored.decode(), line[PREFIX_LEN:-2]
+
+
+_FIELDS: Final = ("log", "payload", "prev", "seq", "ts", "type", "v")
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """Parse record bytes into a dict and check field presence and types."""
+    try:
+        rec = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LineError("malformed", f"record is not valid JSON: {exc}") from None
+    if type(rec) is not dict or len(rec) != 7 or any(k not in rec for k in _FIELDS):
+        raise LineError("malformed", "record does not have exactly the fields " + ",".join(_FIELDS))
+    if rec["v"] != FORMAT_VERSION:
+        raise LineError("malformed", f"unsupported record format version {rec['v']!r}")
+    seq = rec["seq"]
+    if type(seq) is not int or seq < 0:
+        raise LineError("malformed", "seq is not a non-negative integer")
+    if (
+        type(rec["prev"]) is not str
+        or len(rec["prev"]) != 64
+        or type(rec["type"]) is not str
+        or type(rec["ts"]) is not str
+        or type(rec["log"]) is not str
+    ):
+        raise LineError("malformed", "prev, type, ts or log has the wrong type")
+    return rec
+
+
+def decode_line(line: bytes) -> tuple[str, dict[str, Any]]:
+    """Envelope, hash and fields of a stored line; raises LineError naming what failed."""
+    stored, body = split_line(line)
+    if record_hash(body) != stored:
+        raise LineError("hash_mismatch", "stored hash does not match the record bytes")
+    return stored, parse_body(body)
+
+
+def signed_message(payload: Mapping[str, Any]) -> bytes:
+    """What a signature covers: the domain tag and the canonical payload without ``sig``."""
+    unsigned = {k: v for k, v in payload.items() if k != "sig"}
+    return SIGN_DOMAIN + canonical(unsigned)

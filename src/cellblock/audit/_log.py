@@ -675,7 +675,7 @@ class AuditLog:
             )
             atomic_write(
                 self._dir / f"{stem}.manifest.json",
-                json.dumps(manifest, sort_keys=True, indent=1).encode() + b"\n",
+                canonical(manifest) + b"\n",
             )
             fsync_dir(self._dir)
             # The next segment opens with the manifest as its first record, chained to the last.

@@ -28,6 +28,7 @@ from cellblock.audit._format import (
     T_PRUNE,
     T_RECOVERED,
     LineError,
+    canonical,
     parse_body,
     parse_ts,
     record_hash,
@@ -237,9 +238,13 @@ class _Verifier:
         if "manifest.json" not in kinds:
             return None
         try:
-            m = json.loads((self.dir / name).read_bytes())
+            raw = (self.dir / name).read_bytes()
+            m = json.loads(raw)
             if not isinstance(m, dict):
                 raise ValueError("not an object")
+            # Invariant: a manifest file is exactly its canonical JSON (no silent edits).
+            if raw != canonical(m) + b"\n":
+                raise ValueError("file is not in canonical form")
             for k in (
                 "log",
                 "segment",

@@ -95,3 +95,24 @@ decision_profiles: {allow: open, restrict: tight, review: tight}
     policy = parse_policy(text)
     assert policy.profiles["tight"].memory == 64 * MIB
     assert policy.profiles["tight"].pids == 64
+
+
+def test_rule_levels_accept_semgrep_ids_and_reject_odd_keys() -> None:
+    from cellblock.policy import parse_policy, preset_text
+
+    text = preset_text("strict").replace(
+        "rule_levels: {}",
+        "rule_levels: {B602: high, python.lang.security.audit.dangerous-subprocess-use: critical}",
+    )
+    policy = parse_policy(text)
+    assert policy.assessment.rule_levels["B602"] == "high"
+    bad = preset_text("strict").replace("rule_levels: {}", "rule_levels: {yes: low}")
+    with pytest.raises(PolicyValidationError) as info:
+        parse_policy(bad, source="p.yaml")
+    assert str(info.value) == (
+        "p.yaml:20:17: assessment.rule_levels.true: expected a rule id or category name "
+        "(no spaces, at most 200), got true"
+    )
+    with pytest.raises(PolicyValidationError) as info:
+        parse_policy("~: 1\n" + preset_text("strict"), source="p.yaml")
+    assert str(info.value) == "p.yaml:1:1: expected text keys, got null"

@@ -188,10 +188,13 @@ def format_path(loc: Loc) -> str:
     """``("profiles", "restricted", "memory")`` -> ``profiles.restricted.memory``."""
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
             continue
-        text = part if _PLAIN_KEY.match(part) else json.dumps(part, ensure_ascii=False)
+        if isinstance(part, str):
+            text = part if _PLAIN_KEY.match(part) else json.dumps(part, ensure_ascii=False)
+        else:
+            text = show(part)
         out += f".{text}" if out else text
     return out
 
@@ -278,6 +281,8 @@ def _one(
     key_marks: Mapping[Loc, yaml.Mark],
 ) -> Issue:
     loc, about_key = _clean_loc(err["loc"], data)
+    if about_key and loc:
+        loc = (*loc[:-1], err["input"])  # the key as written; pydantic's loc stringifies it
     kind = err["type"]
     ctx: dict[str, Any] = dict(err.get("ctx") or {})
     hint = ""
@@ -300,6 +305,10 @@ def _one(
         return _issue(
             source, key_marks.get(loc) or _mark_for(marks, loc), loc, expected, found, hint
         )
+    elif kind == "invalid_key":
+        parent = loc[:-1]
+        mark = key_marks.get(loc) or _mark_for(marks, parent)
+        return _issue(source, mark, parent, "text keys", show(err["input"]))
     elif kind == "literal_error":
         expected = str(ctx.get("expected", "")).replace("'", '"')
         found = show(err["input"])

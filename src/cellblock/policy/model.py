@@ -47,6 +47,7 @@ RUNNING_ACTIONS: tuple[Action, ...] = ("allow", "restrict", "review")
 PLANNED_NETWORK_MODES = ("bridge", "egress-proxy")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_RULE_RE = re.compile(r"^\S{1,200}$")
 
 
 def _fail(expected: str, found: str, *, subpath: tuple[str, ...] = (), hint: str = "") -> Exception:
@@ -139,6 +140,12 @@ def _check_name(value: Any) -> str:
     return value
 
 
+def _check_rule_id(value: Any) -> str:
+    if not isinstance(value, str) or not _RULE_RE.match(value):
+        raise _fail("a rule id or category name (no spaces, at most 200)", show(value))
+    return value
+
+
 def _check_path(value: Any) -> Path:
     if isinstance(value, Path):
         return value
@@ -158,6 +165,7 @@ def _check_network(value: Any) -> str:
 SIZE = _Unit("size")
 DURATION = _Unit("duration")
 Name = Annotated[str, BeforeValidator(_check_name)]
+RuleId = Annotated[str, BeforeValidator(_check_rule_id)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_optional(_check_path))]
 Network = Annotated[NetworkMode, BeforeValidator(_check_network)]
 
@@ -173,8 +181,8 @@ class Assessment(_Model):
     """Which analyzers run and how their findings are graded."""
 
     deep: DeepMode = "auto"
-    rule_levels: dict[Name, Level] = Field(default_factory=dict)
-    category_levels: dict[Name, Level] = Field(default_factory=dict)
+    rule_levels: dict[RuleId, Level] = Field(default_factory=dict)
+    category_levels: dict[RuleId, Level] = Field(default_factory=dict)
     allow_skip: bool = False
 
 

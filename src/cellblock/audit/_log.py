@@ -546,6 +546,7 @@ class AuditLog:
             st.last_cp_every = self._every
             if "next_key" in cp:
                 st.seg_key_events.append(cp)
+                st.key_id, st.key_pub = cp["next_key"]["id"], cp["next_key"]["pub"]
         if cps:
             st.last_type, st.last_payload = T_CHECKPOINT, cps[-1]
         else:

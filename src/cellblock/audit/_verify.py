@@ -422,8 +422,11 @@ class _Verifier:
             return
         if key_id(pub) != k.get("id"):
             self.problem(K.UNKNOWN_KEY, "genesis key id does not match its public key", where)
+        if self.s.key is not None and self.s.key != key_id(pub):
+            self.problem(K.UNKNOWN_KEY, "genesis key differs from the manifest's start key", where)
         self.s.key, self.s.pub = key_id(pub), pub
-        self.s.chain_keys.append(key_id(pub))
+        if key_id(pub) not in self.s.chain_keys:
+            self.s.chain_keys.append(key_id(pub))
         self.s.pubs[key_id(pub)] = pub
 
     def _key_event(self, ev: dict[str, Any], where: str, seq: int | None) -> None:

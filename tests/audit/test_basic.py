@@ -62,15 +62,32 @@ def test_body_is_rfc8785_canonical() -> None:
             return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
 
         payload = {
-            word(): rng.choice([word(), rng.randint(-(2**53) + 1, 2**53 - 1), None, True, 1.5e-7,
-                                [1, 2.5, word()], {word(): 0.1}])
+            word(): rng.choice(
+                [
+                    word(),
+                    rng.randint(-(2**53) + 1, 2**53 - 1),
+                    None,
+                    True,
+                    1.5e-7,
+                    [1, 2.5, word()],
+                    {word(): 0.1},
+                ]
+            )
             for _ in range(rng.randint(0, 6))
         }
-        record = {"log": "a" * 32, "payload": payload, "prev": "b" * 64, "seq": 7,
-                  "ts": "2026-01-01T00:00:00.000000Z", "type": "exec", "v": 1}
+        record = {
+            "log": "a" * 32,
+            "payload": payload,
+            "prev": "b" * 64,
+            "seq": 7,
+            "ts": "2026-01-01T00:00:00.000000Z",
+            "type": "exec",
+            "v": 1,
+        }
         assert canonical(payload) == rfc8785.dumps(payload)
-        body = build_body("a" * 32, canonical(payload), "b" * 64, 7, record["ts"],
-                          canonical("exec"))
+        body = build_body(
+            "a" * 32, canonical(payload), "b" * 64, 7, record["ts"], canonical("exec")
+        )
         assert body == rfc8785.dumps(record)
 
 
@@ -169,8 +186,9 @@ def test_rotation_and_prune(env: Env) -> None:
             log.append("exec", {"i": i})
         segs = sorted(env.log_dir.glob("*.jsonl.gz"))
         assert len(segs) >= 3
-        manifest = json.loads(segs[0].with_name(segs[0].name.replace(".jsonl.gz",
-                                                                    ".manifest.json")).read_text())
+        manifest = json.loads(
+            segs[0].with_name(segs[0].name.replace(".jsonl.gz", ".manifest.json")).read_text()
+        )
         assert manifest["first_seq"] == 0 and "sig" in manifest
         assert env.verify().ok
         import time

@@ -486,12 +486,13 @@ class _Verifier:
             if nl < 0:
                 # Invariant: every record ends with a newline; bytes after the last one are torn.
                 self.torn = True
+                last = next((x.rec for x in reversed(entries) if x.rec is not None), None)
                 self.problem(
                     K.TRUNCATION,
                     f"partial record of {n - pos} bytes at end of file",
                     name,
                     pos,
-                    self.s.expected if not entries else None,
+                    self.s.expected if last is None else last["seq"] + 1,
                 )
                 break
             line = data[pos : nl + 1]
@@ -780,7 +781,9 @@ class _Verifier:
                 return
         # Invariant: the log contains the witnessed head, at the witnessed size.
         if s.expected < w.size:
-            kind = K.ROLLBACK if (s.last_type == T_CHECKPOINT and not self.torn) else K.TRUNCATION
+            # A consistent, cleanly checkpointed older state is a rollback; anything else is a cut.
+            clean = s.last_type == T_CHECKPOINT and not self.torn and not self.problems
+            kind = K.ROLLBACK if clean else K.TRUNCATION
             what = (
                 "an older copy of the log"
                 if kind == K.ROLLBACK

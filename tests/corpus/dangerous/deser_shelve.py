@@ -1,0 +1,5 @@
+# category: deserialization
+# obfuscated: no
+import shelve
+with shelve.open("store") as db:
+    print(list(db.items()))

@@ -1,0 +1,4 @@
+# category: dynamic-code
+# obfuscated: no
+import code
+code.interact(local=globals())

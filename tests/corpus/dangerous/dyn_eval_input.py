@@ -1,0 +1,4 @@
+# category: dynamic-code
+# obfuscated: no
+expr = input("expression: ")
+print("result:", eval(expr))

@@ -1,0 +1,4 @@
+# category: dynamic-code
+# obfuscated: no
+source = open("plugin.py").read()
+exec(source)

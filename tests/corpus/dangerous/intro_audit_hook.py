@@ -1,0 +1,4 @@
+# category: introspection
+# obfuscated: no
+import sys
+sys.addaudithook(lambda event, args: None)

@@ -1,0 +1,5 @@
+# category: dynamic-code
+# obfuscated: yes
+import codecs
+payload = codecs.encode("rkrp(\"vzcbeg bf\")", "rot13")
+exec(payload)

@@ -1,0 +1,5 @@
+# category: dynamic-code
+# obfuscated: yes
+import builtins
+fn = getattr(builtins, "ev" + "al")
+print(fn("2**10"))

@@ -1,0 +1,6 @@
+# category: obfuscation
+# obfuscated: yes
+import os
+import random
+name = random.choice(["system", "popen"])
+getattr(os, name)("id")

@@ -1,0 +1,4 @@
+# category: obfuscation
+# obfuscated: yes
+m = __import__("o" + "s")
+m.system("id")

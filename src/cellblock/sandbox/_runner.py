@@ -40,6 +40,7 @@ import types
 
 CHANNEL_PREFIX = b"CBR1 "
 WORKDIR = "/work"
+SANDBOX_UID = 10001
 PROTOCOL = 1
 _IGNORED = (
     signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
@@ -171,6 +172,8 @@ def _child(filename, code, fds):
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         os.closerange(3, 65536)
+        if os.getuid() == 0:
+            _drop_to_sandbox_user()
         try:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write("1000")  # the OOM killer takes the program, not the runner
@@ -185,6 +188,9 @@ def _child(filename, code, fds):
                                       errors="backslashreplace", line_buffering=True)
         sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
         path = os.path.join(WORKDIR, filename)
+        with open(path, "wb") as f:
+            f.write(code)
+        code = code.decode("utf-8", "surrogateescape")
         sys.argv = [path]
         sys.path[0] = WORKDIR
         main_module = types.ModuleType("__main__")
@@ -217,6 +223,23 @@ def _child(filename, code, fds):
         except BaseException:
             pass
     os._exit(status)
+
+
+def _drop_to_sandbox_user():
+    """Privilege-separated mode (used under gVisor, whose procfs and PID 1 do not shield a
+    same-uid runner): the runner is root of the guest with only SETUID, SETGID, SETPCAP and
+    KILL; the program becomes the sandbox user with an empty bounding set, so it can neither
+    signal the runner nor open its /proc entries."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; EINVAL past the last cap is fine
+    os.setgroups([])
+    os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+    os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+    if os.getuid() != SANDBOX_UID or os.geteuid() != SANDBOX_UID:
+        os._exit(125)
 
 
 def _exit_status(code):
@@ -265,9 +288,6 @@ def run_program(chan, header, code, stdin_data, cgroup):
     timeout = float(header["timeout_s"])
     caps = (int(header["stdout_cap"]), int(header["stderr_cap"]))
     filename = header.get("filename", "main.py")
-    path = os.path.join(WORKDIR, filename)
-    with open(path, "wb") as f:
-        f.write(code)
 
     oom_before = cgroup.oom_kills() or 0
     cpu_before = cgroup.cpu_ns()
@@ -283,7 +303,7 @@ def run_program(chan, header, code, stdin_data, cgroup):
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        _child(filename, code.decode("utf-8", "surrogateescape"), (in_r, out_w, err_w))
+        _child(filename, code, (in_r, out_w, err_w))
     os.close(out_w)
     os.close(err_w)
     os.close(in_r)

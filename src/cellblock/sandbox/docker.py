@@ -46,6 +46,8 @@ PROTOCOL = 1
 # the host kills the whole container if the runner has not reported by then).
 HOST_GRACE_S = 0.75
 RUNNER_STDERR_CAP = 64 * 1024
+RUNSC_HOST_THREADS = 128
+RUNSC_RUNNER_CAPS = ("SETUID", "SETGID", "SETPCAP", "KILL")
 
 
 def seccomp_profile() -> str:
@@ -167,6 +169,18 @@ class DockerBackend(Backend):
         }
         if limits.runtime != "runc":
             kwargs["runtime"] = limits.runtime
+        if limits.runtime == "runsc":
+            # gVisor's guest tasks are goroutines: the host pids cgroup does not bound them, so
+            # bound them with RLIMIT_NPROC, which gVisor applies per sandbox (under runc it would
+            # count every process of uid 10001 on the host, so it is not used there).
+            kwargs["ulimits"].append(Ulimit(name="nproc", soft=limits.pids, hard=limits.pids))
+            # the host pids cgroup then bounds gVisor's own (Go) threads, which need headroom
+            kwargs["pids_limit"] = limits.pids + RUNSC_HOST_THREADS
+            # gVisor does not shield a same-uid PID 1 (signals, /proc/1/*), so the runner runs as
+            # the guest's root with only these capabilities and drops the program to the sandbox
+            # user with an empty bounding set. Guest root is not host root: gVisor's kernel is
+            # the boundary, and no-new-privileges still applies.
+            kwargs["cap_add"] = list(RUNSC_RUNNER_CAPS)
         return api.create_host_config(**kwargs)
 
     def labels(self) -> dict[str, str]:
@@ -199,7 +213,7 @@ class DockerCell(Cell):
             config = api.create_container_config(
                 image=backend.image_id,
                 command=None,
-                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                user="0:0" if limits.runtime == "runsc" else f"{SANDBOX_UID}:{SANDBOX_UID}",
                 stdin_open=True,
                 tty=False,
                 network_disabled=True,

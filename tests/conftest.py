@@ -1,0 +1,74 @@
+"""Shared fixtures. Container tests run on the real engine with the real sandbox image."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from cellblock.sandbox import Limits
+from cellblock.sandbox.interface import Backend
+
+
+def _engine_client():  # type: ignore[no-untyped-def]
+    from cellblock.sandbox.docker import connect
+
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def docker_client():  # type: ignore[no-untyped-def]
+    client = _engine_client()
+    from cellblock.sandbox.image import build_image, inspect_image
+
+    info = inspect_image(client)
+    if not (info.present and info.current):
+        # several xdist workers may get here at once; the build is idempotent
+        build_image(client, progress=None)
+    return client
+
+
+@pytest.fixture(scope="session")
+def backend(docker_client) -> Iterator[Backend]:  # type: ignore[no-untyped-def]
+    from cellblock.sandbox.docker import DockerBackend
+
+    b = DockerBackend(client=docker_client)
+    yield b
+
+
+def _runsc_available(backend: Backend) -> bool:
+    return "runsc" in backend.runtimes()
+
+
+@pytest.fixture(params=["runc", "runsc"])
+def runtime(request, backend) -> str:  # type: ignore[no-untyped-def]
+    name: str = request.param
+    if name == "runsc" and not _runsc_available(backend):
+        if os.environ.get("CELLBLOCK_REQUIRE_RUNSC"):
+            pytest.fail("runsc is required (CELLBLOCK_REQUIRE_RUNSC) but not registered")
+        pytest.skip("gVisor (runsc) is not registered with the engine")
+    return name
+
+
+@pytest.fixture
+def limits(runtime: str) -> Limits:
+    return Limits(runtime=runtime, timeout_s=5)
+
+
+def managed_containers(client, owner_pid: int | None = None) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    flt = ["cellblock.managed=1"]
+    if owner_pid is not None:
+        flt.append(f"cellblock.owner_pid={owner_pid}")
+    result: list[dict] = client.api.containers(all=True, filters={"label": flt})  # type: ignore[type-arg]
+    return result
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

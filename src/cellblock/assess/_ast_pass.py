@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import ast
 import base64
-import builtins
 import binascii
+import builtins
 import bz2
 import codecs
+import contextlib
 import lzma
 import math
 import re
@@ -49,6 +50,7 @@ _MAX_PAYLOAD_DEPTH = 3  # nesting of decoded payloads analyzed recursively
 _HUGE = 1 << 256  # integers above this are not folded, only flagged
 _BIG_ALLOC = 10**8  # elements or bytes above which an allocation is a bomb
 _BIG_LOOP = 10_000
+_TMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - these are paths we compare with, not use
 
 Kind = Literal["str", "bytes", "int", "ref", "seq", "caller", "getter", "code"]
 
@@ -193,10 +195,9 @@ def _collect(tree: ast.AST) -> _Bindings:
             b.functions.setdefault(node.name, []).append(node)
             for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs):
                 b.opaque.add(a.arg)
-        elif isinstance(node, ast.ClassDef):
-            b.opaque.add(node.name)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            b.opaque.add(node.name)
+        elif isinstance(node, ast.ClassDef | ast.ExceptHandler):
+            if node.name:
+                b.opaque.add(node.name)
     return b
 
 
@@ -343,15 +344,15 @@ class _Resolver:
     def _resolve(self, node: ast.AST, env: dict[str, list[Val]], depth: int) -> list[Val]:
         r = self.resolve
         if isinstance(node, ast.Constant):
-            v = node.value
-            if isinstance(v, bool) or v is None:
+            cv = node.value
+            if isinstance(cv, bool) or cv is None:
                 return []
-            if isinstance(v, str):
-                return [Val("str", v)]
-            if isinstance(v, bytes):
-                return [Val("bytes", v)]
-            if isinstance(v, int):
-                return [Val("int", v)]
+            if isinstance(cv, str):
+                return [Val("str", cv)]
+            if isinstance(cv, bytes):
+                return [Val("bytes", cv)]
+            if isinstance(cv, int):
+                return [Val("int", cv)]
             return []
         if isinstance(node, ast.Name):
             return self.resolve_name(node.id, env, depth)
@@ -419,8 +420,8 @@ class _Resolver:
             return r(node.body, env, depth) + r(node.orelse, env, depth)
         if isinstance(node, ast.BoolOp):
             out = []
-            for v in node.values:
-                out.extend(r(v, env, depth))
+            for operand in node.values:
+                out.extend(r(operand, env, depth))
             return out
         return []
 
@@ -661,14 +662,12 @@ class _Resolver:
                     if len(rng) <= _MAX_SEQ:
                         out.append(Val("seq", tuple(Val("int", i) for i in rng)))
             elif q in ("builtins.int",) and first:
+                radix = self._int(node.args[1], env, depth) if len(node.args) > 1 else 10
                 for a in first:
                     s = _str(a)
-                    base = self._int(node.args[1], env, depth) if len(node.args) > 1 else 10
-                    if s is not None and base is not None and len(s) < 200:
-                        try:
-                            out.append(Val("int", int(s, base), obf=True))
-                        except ValueError:
-                            pass
+                    if s is not None and radix is not None and len(s) < 200:
+                        with contextlib.suppress(ValueError):
+                            out.append(Val("int", int(s, radix), obf=True))
             elif q == "builtins.ord" and first:
                 for a in first:
                     s = _str(a)
@@ -909,7 +908,7 @@ class _Pass(ast.NodeVisitor):
         it = node.iter
         if isinstance(it, ast.Call):
             fq = {_ref(v) for v in self.res.resolve(it.func)}
-            if "itertools.count" in fq or "itertools.repeat" in fq and len(it.args) < 2:
+            if "itertools.count" in fq or ("itertools.repeat" in fq and len(it.args) < 2):
                 kind = "infinite"
             elif "builtins.range" in fq and it.args:
                 n = self.res._int(it.args[-1] if len(it.args) == 1 else it.args[1], {}, 0)
@@ -1000,8 +999,8 @@ class _Pass(ast.NodeVisitor):
         # values produced by folding/decoding anywhere in a call (chr joins, b64decode, ...)
         for v in self.res.resolve(node):
             if v.kind in ("str", "bytes") and v.obf:
-                text = v.value if isinstance(v.value, str) else v.value.decode(  # type: ignore[union-attr]
-                    "utf-8", "replace")
+                text = v.value if isinstance(v.value, str) else bytes(
+                    v.value).decode("utf-8", "replace")  # type: ignore[call-overload]
                 self._check_string(node, text, obf=True, decoded=v.decoded)
         for f in self.res.resolve(node.func):
             q = _ref(f)
@@ -1074,7 +1073,7 @@ class _Pass(ast.NodeVisitor):
                      "sys.path_importer_cache") or q.startswith("sys.modules."):
                 self.add(target, "cb.escape.import-system", "escape", Level.CRITICAL,
                          f"tampers with {q}, hijacking what later imports return", cwe=829)
-            elif q in ("builtins", "<globals>") and isinstance(target, ast.Subscript | ast.Attribute):
+            elif q in ("builtins", "<globals>"):
                 if q == "builtins" or any(_str(k) in ("__builtins__",)
                                           for k in self.res.resolve(getattr(target, "slice",
                                                                             None))):
@@ -1236,7 +1235,7 @@ class _Pass(ast.NodeVisitor):
         if cap.category == "filesystem" and args:
             for v in self.res.resolve(args[0]):
                 s = _str(v)
-                if s and (s.startswith(("/", "~")) and not s.startswith(("/tmp", "/var/tmp"))):
+                if s and (s.startswith(("/", "~")) and not s.startswith(_TMP_DIRS)):
                     level = Level.HIGH
         if q in ("socket.socket", "_socket.socket") and args:
             kinds = {(_ref(v) or "") for a in args[:3] for v in self.res.resolve(a)}
@@ -1290,10 +1289,11 @@ class _Pass(ast.NodeVisitor):
                             for fd in self.b.functions.get(name, ()):
                                 if self._mentions_decoder(fd, depth + 1, seen):
                                     return True
+                # .decode() alone is ordinary; .decode("rot13"), .fromhex(...) etc. are not
                 if isinstance(n.func, ast.Attribute) and n.func.attr in (
-                        "decode", "fromhex", "decompress", "b64decode", "translate"):
-                    if n.func.attr != "decode" or n.args:
-                        return True
+                        "decode", "fromhex", "decompress", "b64decode", "translate") and (
+                        n.func.attr != "decode" or n.args):
+                    return True
             elif isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Slice):
                 st = n.slice.step
                 if isinstance(st, ast.UnaryOp) and isinstance(st.op, ast.USub):

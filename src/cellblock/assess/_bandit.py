@@ -80,7 +80,7 @@ class BanditAnalyzer(Analyzer):
             import bandit
 
             return str(bandit.__version__)
-        except Exception:  # noqa: BLE001 - a missing Bandit is reported by analyze()
+        except Exception:
             return "unavailable"
 
     def analyze(self, source: Source) -> AnalyzerResult:
@@ -89,7 +89,7 @@ class BanditAnalyzer(Analyzer):
         def work() -> None:
             try:
                 box["r"] = self._run(source)
-            except Exception as exc:  # noqa: BLE001 - fail closed on any crash
+            except Exception as exc:
                 box["r"] = self._error(f"Bandit crashed: {type(exc).__name__}: {exc}")
 
         # Bandit runs in-process and cannot be interrupted; a worker thread bounds our wait.

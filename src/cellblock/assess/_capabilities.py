@@ -36,7 +36,8 @@ _PROC_SIG = _cap("cb.process.signal", "process", H, None, "sends a signal to ano
 _FORK = _cap("cb.process.fork", "process", H, None, "forks the interpreter")
 _NET = _cap("cb.network.client", "network", H, 918, "opens a network connection")
 _NET_SERVER = _cap("cb.network.server", "network", H, 200, "listens for network connections")
-_NET_DNS = _cap("cb.network.dns", "network", M, 200, "resolves host names (usable for exfiltration)")
+_NET_DNS = _cap("cb.network.dns", "network", M, 200,
+                "resolves host names (usable for exfiltration)")
 _FFI = _cap("cb.ffi.native", "ffi", C, 111, "calls native code through an FFI")
 _DESER = _cap("cb.deserialization.unsafe", "deserialization", H, 502,
               "deserializes data in a format that can execute code")

@@ -184,7 +184,7 @@ def _fast(w: _Work, cfg: AssessConfig) -> None:
         res = ast_an.analyze_tree(w.source, w.tree)
         imports = res.extra.get("imports", ())
         w.imports = tuple(str(m) for m in imports)
-    except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - fail closed
+    except (RecursionError, MemoryError, Exception) as exc:
         res = AnalyzerResult("ast", (), ast_an.version(),
                              error=f"the AST pass crashed: {type(exc).__name__}: {exc}")
     _record(w, res, (time.perf_counter() - t0) * 1000)

@@ -47,7 +47,7 @@ class AssessError(CellblockError):
 _RANK = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
-class Level(str, Enum):
+class Level(str, Enum):  # noqa: UP042 - the policy pipeline expects (str, Enum)
     """How much a finding, or the whole code, should worry a policy. Ordered by rank."""
 
     NONE = "none"

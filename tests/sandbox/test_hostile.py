@@ -303,7 +303,8 @@ print(json.dumps(out))
     shielded = ("/proc/1/mem", "/proc/1/fd/3") if runtime == "runsc" else ("/proc/1/environ", "/proc/1/mem", "/proc/1/fd/3")
     for path in shielded:
         assert not str(facts[path]).startswith("READ"), (path, facts[path])
-    assert facts["fds"] == "PermissionError"
+    if runtime == "runc":
+        assert facts["fds"] == "PermissionError"  # gVisor lists the numbers; opening them fails
 
 
 # -- network -----------------------------------------------------------------------------------

@@ -336,8 +336,12 @@ def run_program(chan, header, code, stdin_data, cgroup):
                 for fd in exit_fd:
                     os.close(fd)
                 exit_fd = []
-        if main_status is not None and not open_fds:
-            break
+        if main_status is not None:
+            # again on every pass: a process that was mid-fork at the first kill is caught now
+            _kill_everything_else()
+            _reap()
+            if not open_fds:
+                break
         if now >= deadline and main_status is None:
             timed_out = True
             _kill_everything_else()

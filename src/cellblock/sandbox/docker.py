@@ -173,7 +173,8 @@ class DockerBackend(Backend):
             # gVisor's guest tasks are goroutines: the host pids cgroup does not bound them, so
             # bound them with RLIMIT_NPROC, which gVisor applies per sandbox (under runc it would
             # count every process of uid 10001 on the host, so it is not used there).
-            kwargs["ulimits"].append(Ulimit(name="nproc", soft=limits.pids, hard=limits.pids))
+            nproc = max(1, limits.pids - 1)  # the runner counts against the pids limit under runc
+            kwargs["ulimits"].append(Ulimit(name="nproc", soft=nproc, hard=nproc))
             # the host pids cgroup then bounds gVisor's own (Go) threads, which need headroom
             kwargs["pids_limit"] = limits.pids + RUNSC_HOST_THREADS
             # gVisor does not shield a same-uid PID 1 (signals, /proc/1/*), so the runner runs as

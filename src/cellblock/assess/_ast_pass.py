@@ -195,9 +195,8 @@ def _collect(tree: ast.AST) -> _Bindings:
             b.functions.setdefault(node.name, []).append(node)
             for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs):
                 b.opaque.add(a.arg)
-        elif isinstance(node, ast.ClassDef | ast.ExceptHandler):
-            if node.name:
-                b.opaque.add(node.name)
+        elif isinstance(node, ast.ClassDef | ast.ExceptHandler) and node.name:
+            b.opaque.add(node.name)
     return b
 
 
@@ -1002,6 +1001,9 @@ class _Pass(ast.NodeVisitor):
                 text = v.value if isinstance(v.value, str) else bytes(
                     v.value).decode("utf-8", "replace")  # type: ignore[call-overload]
                 self._check_string(node, text, obf=True, decoded=v.decoded)
+        if id(node) not in self.call_funcs:
+            # getattr(os, 'sys'+'tem') handed on as a value rather than called here
+            self._check_reference(node)
         for f in self.res.resolve(node.func):
             q = _ref(f)
             if q is not None:

@@ -106,6 +106,9 @@ def _decode(code: str | bytes, cfg: AssessConfig) -> tuple[str | None, bytes, st
         try:
             encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
         except SyntaxError as exc:
+            if "invalid or missing" in str(exc.msg):  # bad bytes in the first two lines
+                return None, raw, ("the code is not valid utf-8 text and declares no other "
+                                   "encoding (PEP 263)")
             return None, raw, f"the code declares an encoding Python cannot use: {exc.msg}"
         try:
             text = raw.decode(encoding)

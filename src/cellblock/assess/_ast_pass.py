@@ -152,9 +152,31 @@ def _bind_target(b: _Bindings, target: ast.expr, value: ast.expr | None) -> None
         _bind_target(b, target.value, None)
 
 
-def _collect(tree: ast.AST) -> _Bindings:
+_LoopNode = ast.While | ast.For | ast.AsyncFor
+
+
+def _flatten(tree: ast.AST) -> list[tuple[ast.AST, tuple[ast.AST, ...]]]:
+    """Every node once, with the loops that enclose it within its function. One walk shared by
+    every check: walking the tree is most of the pass's cost."""
+    out: list[tuple[ast.AST, tuple[ast.AST, ...]]] = []
+    stack: list[tuple[ast.AST, tuple[ast.AST, ...]]] = [(tree, ())]
+    while stack:
+        node, loops = stack.pop()
+        out.append((node, loops))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            inner: tuple[ast.AST, ...] = ()  # a loop around a definition does not repeat it
+        elif isinstance(node, _LoopNode):
+            inner = (*loops, node)
+        else:
+            inner = loops
+        for child in ast.iter_child_nodes(node):
+            stack.append((child, inner))
+    return out
+
+
+def _collect(nodes: list[tuple[ast.AST, tuple[ast.AST, ...]]]) -> _Bindings:
     b = _Bindings()
-    for node in ast.walk(tree):
+    for node, _ in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 b.imported_modules.append((alias.name, node.lineno))
@@ -816,17 +838,19 @@ def _has_exit(body: Sequence[ast.stmt]) -> bool:
     return False
 
 
-class _Pass(ast.NodeVisitor):
+class _Pass:
     """One walk over one module (or one decoded payload)."""
 
     def __init__(self, source: Source, tree: ast.Module, payload_depth: int = 0) -> None:
         self.source = source
         self.tree = tree
-        self.b = _collect(tree)
+        self.nodes = _flatten(tree)
+        self.b = _collect(self.nodes)
         self.res = _Resolver(self.b)
         self.findings: dict[tuple[str, int, int], Finding] = {}
         self.payload_depth = payload_depth
-        self.loops: list[Literal["infinite", "big", "bounded"]] = []
+        self.loops: list[Literal["infinite", "big", "bounded"]] = []  # around the current node
+        self._loop_kinds: dict[int, Literal["infinite", "big", "bounded"]] = {}
         self.call_funcs: set[int] = set()  # ids of nodes that are the func of a Call
         self.store_ids: set[int] = set()
 
@@ -862,7 +886,7 @@ class _Pass(ast.NodeVisitor):
 
     # -- traversal ---------------------------------------------------------------------------
     def run(self) -> list[Finding]:
-        for node in ast.walk(self.tree):
+        for node, _ in self.nodes:
             if isinstance(node, ast.Call):
                 self.call_funcs.add(id(node.func))
             elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
@@ -870,7 +894,11 @@ class _Pass(ast.NodeVisitor):
                     node.target]
                 for t in targets:
                     self.store_ids.add(id(t))
-        self.visit(self.tree)
+        for node, loops in self.nodes:
+            visitor = getattr(self, "visit_" + type(node).__name__, None)
+            if visitor is not None:
+                self.loops = [self._loop_kind(lp) for lp in loops]
+                visitor(node)
         self._check_imports()
         return list(self.findings.values())
 
@@ -898,13 +926,15 @@ class _Pass(ast.NodeVisitor):
                 self.add(node, "cb.resource.memory-growth", "resource", Level.HIGH,
                          "grows data without bound inside an endless loop (memory bomb)",
                          cwe=400)
-        self.loops.append("infinite" if infinite else "bounded")
-        self.generic_visit(node)
-        self.loops.pop()
 
-    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+    def _loop_kind(self, node: ast.AST) -> Literal["infinite", "big", "bounded"]:
+        cached = self._loop_kinds.get(id(node))
+        if cached is not None:
+            return cached
         kind: Literal["infinite", "big", "bounded"] = "bounded"
-        it = node.iter
+        if isinstance(node, ast.While):
+            kind = "infinite" if _is_true(node.test) else "bounded"
+        it = node.iter if isinstance(node, ast.For | ast.AsyncFor) else None
         if isinstance(it, ast.Call):
             fq = {_ref(v) for v in self.res.resolve(it.func)}
             if "itertools.count" in fq or ("itertools.repeat" in fq and len(it.args) < 2):
@@ -913,20 +943,13 @@ class _Pass(ast.NodeVisitor):
                 n = self.res._int(it.args[-1] if len(it.args) == 1 else it.args[1], {}, 0)
                 if n is None or n >= _BIG_LOOP:
                     kind = "big"
-        self.loops.append(kind)
-        self.generic_visit(node)
-        self.loops.pop()
-
-    visit_AsyncFor = visit_For
+        self._loop_kinds[id(node)] = kind
+        return kind
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         if node.name in ("__reduce__", "__reduce_ex__", "__setstate__"):
             self.add(node, "cb.deserialization.gadget", "deserialization", Level.HIGH,
                      f"defines {node.name}, the hook pickle calls to run code on load", cwe=502)
-        saved = self.loops
-        self.loops = []  # a loop around the definition does not run the body repeatedly
-        self.generic_visit(node)
-        self.loops = saved
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
@@ -946,7 +969,6 @@ class _Pass(ast.NodeVisitor):
             self._check_reference(node)
         if attr in ("environ",):
             self._check_environ_use(node)
-        self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in ("__builtins__", "__builtin__"):
@@ -959,17 +981,14 @@ class _Pass(ast.NodeVisitor):
         elif id(node) not in self.call_funcs and id(node) not in self.store_ids and isinstance(
                 node.ctx, ast.Load) and (node.id in self.b.imports or node.id in self.b.values):
             self._check_reference(node)
-        self.generic_visit(node)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         if id(node) in self.store_ids:
             self._check_store(node)
-        self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and len(node.value) < 4096:
             self._check_string(node, node.value, obf=False)
-        self.generic_visit(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
         for v in self.res.resolve(node):
@@ -981,18 +1000,12 @@ class _Pass(ast.NodeVisitor):
                 self._check_string(node, v.value, obf=True, decoded=v.decoded)
         if isinstance(node.op, ast.Mult):
             self._check_alloc(node)
-        self.generic_visit(node)
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
         for v in self.res.resolve(node):
             if isinstance(v.value, str) and v.obf:
                 self._check_string(node, v.value, obf=True, decoded=v.decoded)
-        self.generic_visit(node)
 
-    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
-        self.generic_visit(node)
-
-    visit_ImportFrom = visit_Import
 
     def visit_Call(self, node: ast.Call) -> None:
         # values produced by folding/decoding anywhere in a call (chr joins, b64decode, ...)
@@ -1010,7 +1023,6 @@ class _Pass(ast.NodeVisitor):
                 self._check_call(node, q, f.obf)
             elif f.kind == "getter":
                 self._check_getter_call(node, str(f.value))
-        self.generic_visit(node)
 
     # -- checks ------------------------------------------------------------------------------
     def _check_string(self, node: ast.AST, s: str, obf: bool, decoded: bool = False) -> None:

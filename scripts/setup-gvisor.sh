@@ -7,7 +7,10 @@ set -euo pipefail
 conf=/etc/docker/daemon.json
 if ! command -v runsc >/dev/null 2>&1; then
   echo "[gvisor] installing runsc from Debian's packages"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null 2>&1 || {
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null
+  }
 fi
 runsc_path=$(command -v runsc)
 if docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then

@@ -18,6 +18,7 @@ from cellblock.errors import CellblockError
 def build_parser() -> argparse.ArgumentParser:
     from cellblock.assess import _cli as assess_cli
     from cellblock.audit import _cli as audit_cli
+    from cellblock.policy import _cli as policy_cli
     from cellblock.sandbox import _cli as sandbox_cli
 
     parser = argparse.ArgumentParser(
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_cli.register(sub)
     assess_cli.register(sub)
     audit_cli.register(sub)
+    policy_cli.register(sub)
     return parser
 
 

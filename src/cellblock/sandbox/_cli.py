@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from cellblock.errors import CellblockError
+from cellblock.sandbox._sandbox import decode_source
 from cellblock.sandbox.errors import SourceDecodeError
 from cellblock.sandbox.interface import ExecutionResult, Limits, Status, parse_size
 
@@ -26,6 +28,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_limit_flags(run)
     run.add_argument("--stdin", metavar="FILE", help="a file whose bytes become the program's stdin")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.add_argument("--policy", metavar="NAME|FILE", help="policy preset or file (default: lookup)")
+    run.add_argument("--approve", action="store_true", help="approve in advance if review is needed")
+    run.add_argument("--no-assess", action="store_true",
+                     help="skip the assessment (only when the policy allows it; recorded)")
+    run.add_argument("--deep", action="store_true", help="always run the deep (Semgrep) analysis")
+    run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     run.set_defaults(func=cmd_run)
 
     image = sub.add_parser("image", help="build or inspect the sandbox image")
@@ -56,22 +64,6 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus", type=float, help="CPU quota in cores, e.g. 0.5")
     parser.add_argument("--pids", type=int, help="maximum number of processes and threads")
     parser.add_argument("--runtime", help="container runtime: runc or runsc (gVisor)")
-
-
-def limits_from_args(args: argparse.Namespace, base: Limits | None = None) -> Limits:
-    """Apply the limit flags to ``base``; only ever as given, validated by ``Limits``."""
-    changes: dict[str, Any] = {}
-    if args.timeout is not None:
-        changes["timeout_s"] = args.timeout
-    if args.memory is not None:
-        changes["memory_bytes"] = parse_size(args.memory, field_name="memory_bytes")
-    if args.cpus is not None:
-        changes["cpus"] = args.cpus
-    if args.pids is not None:
-        changes["pids"] = args.pids
-    if args.runtime is not None:
-        changes["runtime"] = args.runtime
-    return (base or Limits()).replace(**changes)
 
 
 def read_program(path: str) -> tuple[bytes, str]:
@@ -119,16 +111,74 @@ def print_result(result: ExecutionResult, *, as_json: bool, extra: dict[str, Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cellblock.sandbox._sandbox import Sandbox, decode_source
+    from cellblock.pipeline import Pipeline
 
-    limits = limits_from_args(args)
     data, name = read_program(args.file)
     code = decode_source(data, name=name)
     stdin = Path(args.stdin).read_bytes() if args.stdin else None
-    with Sandbox(limits, progress=_stderr_progress) as sandbox:
-        result = sandbox.run(code, stdin=stdin)
-    print_result(result, as_json=args.json)
-    return exit_status(result)
+    overrides = limit_overrides(args)
+    approver = _cli_approver(args, program_on_stdin=args.file == "-")
+    with Pipeline(args.policy, progress=_stderr_progress,
+                  audit_dir=Path(args.audit_dir) if args.audit_dir else None) as pipeline:
+        result = pipeline.execute(code, stdin=stdin, approver=approver,
+                                  skip_assessment=args.no_assess, deep=True if args.deep else None,
+                                  limits_override=overrides)
+    extra = result.to_dict()
+    if result.execution is None:
+        if args.json:
+            print(json.dumps(extra, indent=2))
+        else:
+            what = "blocked by policy" if result.status == "blocked" else "not approved"
+            print(f"cellblock: {what}: {result.decision.reason}", file=sys.stderr)
+            for finding in (result.assessment.findings if result.assessment else ())[:20]:
+                print(f"  line {finding.line}: [{finding.severity}] {finding.rule_id}: "
+                      f"{finding.message}", file=sys.stderr)
+        return EXIT_BLOCKED if result.status == "blocked" else EXIT_NOT_APPROVED
+    execution = result.execution
+    if args.json:
+        print(json.dumps(extra, indent=2))
+    else:
+        print_result(execution, as_json=False)
+    return exit_status(execution)
+
+
+def limit_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The limit flags given on the command line; the pipeline only lets them tighten."""
+    changes: dict[str, Any] = {}
+    if args.timeout is not None:
+        changes["timeout_s"] = args.timeout
+    if args.memory is not None:
+        changes["memory_bytes"] = parse_size(args.memory, field_name="memory_bytes")
+    if args.cpus is not None:
+        changes["cpus"] = args.cpus
+    if args.pids is not None:
+        changes["pids"] = args.pids
+    if args.runtime is not None:
+        changes["runtime"] = args.runtime
+    if changes:
+        Limits().replace(**changes)  # validate now: a bad flag is an error naming the field
+    return changes
+
+
+def _cli_approver(args: argparse.Namespace, *, program_on_stdin: bool) -> Any:
+    from cellblock.pipeline import Approval, ReviewRequest
+
+    user = getpass.getuser()
+    if args.approve:
+        return lambda _req: Approval(True, by=f"cli --approve ({user})")
+    if program_on_stdin or not sys.stdin.isatty():
+        return None  # no terminal to ask: the answer is no
+
+    def ask(req: ReviewRequest) -> Approval:
+        level = req.assessment.level.value if req.assessment else "none"
+        print(f"cellblock: this code needs approval ({req.decision.reason})", file=sys.stderr)
+        for f in (req.assessment.findings if req.assessment else ())[:20]:
+            print(f"  line {f.line}: [{f.severity}] {f.rule_id}: {f.message}", file=sys.stderr)
+        answer = input(f"Run code assessed {level} under profile {req.decision.profile}? [y/N] ")
+        ok = answer.strip().lower() in ("y", "yes")
+        return Approval(ok, by=f"terminal ({user})", reason="answered " + (answer.strip() or "no"))
+
+    return ask
 
 
 def _stderr_progress(message: str) -> None:

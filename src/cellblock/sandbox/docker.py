@@ -149,9 +149,9 @@ class DockerBackend(Backend):
         tmp = f"rw,nosuid,nodev,noexec,size={limits.tmp_bytes},mode=1777"
         kwargs: dict[str, Any] = {
             "auto_remove": True,
-            "read_only": True,
+            "read_only": limits.read_only_root,
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges:true", f"seccomp={self._seccomp}"],
+            "security_opt": self.security_opt(limits),
             "pids_limit": limits.pids,
             "mem_limit": limits.memory_bytes,
             "memswap_limit": limits.memory_bytes + limits.swap_bytes,
@@ -183,6 +183,12 @@ class DockerBackend(Backend):
             # the boundary, and no-new-privileges still applies.
             kwargs["cap_add"] = list(RUNSC_RUNNER_CAPS)
         return api.create_host_config(**kwargs)
+
+    def security_opt(self, limits: Limits) -> list[str]:
+        options = [f"no-new-privileges:{'true' if limits.no_new_privileges else 'false'}"]
+        if limits.seccomp == "cellblock":
+            options.append(f"seccomp={self._seccomp}")
+        return options  # "docker-default": the engine's own profile (a recorded loosening)
 
     def labels(self) -> dict[str, str]:
         return {
@@ -361,6 +367,11 @@ class DockerCell(Cell):
             error = "the sandbox runner ended without reporting" + (
                 " (the memory limit was hit)" if oom else ""
             )
+            if not oom and limits.runtime == "runsc":
+                error += (
+                    "; under gVisor the memory limit also covers gVisor's own kernel, so this is "
+                    "most often the memory limit"
+                )
             if frame is not None and frame.get("event") == "error":
                 error = f"the sandbox runner failed: {frame.get('message')}"
         return ExecutionResult(

@@ -27,6 +27,7 @@ GIB = 1024 * MIB
 
 RUNTIMES = ("runc", "runsc")
 NETWORK_MODES = ("none",)
+SECCOMP_PROFILES = ("cellblock", "docker-default")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": KIB, "m": MIB, "g": GIB, "t": 1024 * GIB}
@@ -66,6 +67,10 @@ class Limits:
     max_code_bytes: int = 4 * MIB
     runtime: str = "runc"
     network: str = "none"
+    # Hardening flags. Strict by default; loosening one is a policy choice the pipeline records.
+    read_only_root: bool = True
+    no_new_privileges: bool = True
+    seccomp: str = "cellblock"  # or "docker-default"
 
     def __post_init__(self) -> None:
         def number(name: str, lo: float, hi: float, *, integer: bool) -> None:
@@ -92,6 +97,15 @@ class Limits:
             raise InvalidLimitsError(
                 "runtime", f"unknown runtime {self.runtime!r}; expected one of {', '.join(RUNTIMES)}"
             )
+        for flag in ("read_only_root", "no_new_privileges"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidLimitsError(flag, f"expected true or false, got {getattr(self, flag)!r}")
+        if self.seccomp not in SECCOMP_PROFILES:
+            raise InvalidLimitsError(
+                "seccomp",
+                f"unknown seccomp profile {self.seccomp!r}; expected one of "
+                f"{', '.join(SECCOMP_PROFILES)}",
+            )
         if self.network not in NETWORK_MODES:
             raise InvalidLimitsError(
                 "network",
@@ -112,12 +126,25 @@ class Limits:
                 values[f.name] = "runsc" if "runsc" in (mine, theirs) else mine
             elif f.name == "network":
                 values[f.name] = mine
+            elif f.name in ("read_only_root", "no_new_privileges"):
+                values[f.name] = mine or theirs
+            elif f.name == "seccomp":
+                values[f.name] = "cellblock" if "cellblock" in (mine, theirs) else mine
             else:
                 values[f.name] = min(mine, theirs)
         return Limits(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def loosenings(self) -> list[str]:
+        """Hardening flags that differ from the strict defaults."""
+        strict = Limits()
+        return [
+            name
+            for name in ("read_only_root", "no_new_privileges", "seccomp", "network")
+            if getattr(self, name) != getattr(strict, name)
+        ]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Limits:

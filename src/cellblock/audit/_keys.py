@@ -138,6 +138,8 @@ def check_signature(public: Ed25519PublicKey, payload: Mapping[str, Any]) -> str
     sig = payload.get("sig")
     if not isinstance(sig, str):
         return "signature is missing (stripped?)"
+    if len(sig) != 128 or sig != sig.lower():
+        return "signature is not 128 lowercase hex digits"  # one encoding only: no malleability
     try:
         public.verify(bytes.fromhex(sig), signed_message(payload))
     except (InvalidSignature, ValueError):

@@ -92,6 +92,7 @@ class _State:
     pruned: dict[str, str] = field(default_factory=dict)  # segment name -> gz sha256
     head: RecordRef | None = None
     pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    witness_record: Any = None  # the log's copy of the witnessed checkpoint
 
 
 class _Verifier:
@@ -126,7 +127,12 @@ class _Verifier:
     def run(self) -> VerificationReport:
         segs = list_segments(self.dir)
         if not segs:
-            raise VerificationNotPossible(f"{self.dir} holds no audit log segments")
+            known = self.witness.log_ids() if self.witness is not None else []
+            if not known:
+                raise VerificationNotPossible(f"{self.dir} holds no audit log segments")
+            # Invariant: a log the witness has seen cannot vanish.
+            self.problem(K.TRUNCATION, f"every segment is gone; the witness knows {known[0]}")
+            return self._report()
         live_firsts = sorted(f for f, k in segs.items() if "jsonl" in k)
         live = live_firsts[-1] if live_firsts else None
         closed = sorted(
@@ -177,6 +183,9 @@ class _Verifier:
                     m.get("first_seq"),
                 )
         self._final_checks()
+        return self._report()
+
+    def _report(self) -> VerificationReport:
         return VerificationReport(
             directory=str(self.dir),
             log_id=self.s.log_id,
@@ -245,22 +254,7 @@ class _Verifier:
             # Invariant: a manifest file is exactly its canonical JSON (no silent edits).
             if raw != canonical(m) + b"\n":
                 raise ValueError("file is not in canonical form")
-            for k in (
-                "log",
-                "segment",
-                "first_seq",
-                "last_seq",
-                "first_prev",
-                "last_hash",
-                "count",
-                "gz_sha256",
-                "start_key",
-                "end_key",
-                "key_events",
-                "key",
-            ):
-                if k not in m:
-                    raise ValueError(f"field {k!r} missing")
+            _check_manifest_schema(m)
             return m
         except (OSError, ValueError) as exc:
             self.problem(K.MANIFEST_MISMATCH, f"manifest unreadable: {exc}", name, None, f)
@@ -588,13 +582,21 @@ class _Verifier:
             self.problem(K.FORK, f"record belongs to log {rec['log']}", name, e.offset, seq)
         seen[seq] = (stored, rec["prev"])
         s.log_id = s.log_id or rec["log"]
-        self._typed(name, e, rec, seq)
+        try:
+            self._typed(name, e, rec, seq)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # Hostile but correctly hashed input must be reported, never crash the verifier.
+            self.problem(
+                K.MALFORMED, f"{rec['type']} record has a bad field: {exc!r}", name, e.offset, seq
+            )
         s.expected = seq + 1
         s.prev = stored
         s.records += 1
         s.head = RecordRef(seq, stored)
         if seq == s.witness_seq:
             s.witness_hash = stored
+        elif seq == s.witness_seq + 1:
+            s.witness_record = rec["payload"] if rec["type"] == T_CHECKPOINT else None
         if not compressed and rec["type"] != T_CHECKPOINT and s.uncovered_from is None:
             s.uncovered_from = (name, e.offset, rec["ts"])
         if s.uncovered_from is not None:
@@ -780,7 +782,7 @@ class _Verifier:
                 )
                 return
         # Invariant: the log contains the witnessed head, at the witnessed size.
-        if s.expected < w.size:
+        if s.expected < w.size + 1:
             # A consistent, cleanly checkpointed older state is a rollback; anything else is a cut.
             clean = s.last_type == T_CHECKPOINT and not self.torn and not self.problems
             kind = K.ROLLBACK if clean else K.TRUNCATION
@@ -804,6 +806,42 @@ class _Verifier:
                 None,
                 w.size - 1,
             )
+        elif s.witness_hash is not None and s.witness_record != w.payload:
+            # Invariant: the witnessed checkpoint record itself is in the log, unchanged.
+            self.problem(
+                K.FORK, f"record {w.size} is not the witnessed checkpoint", None, None, w.size
+            )
+
+
+_MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
+    "log": str,
+    "segment": str,
+    "first_seq": int,
+    "last_seq": int,
+    "first_prev": str,
+    "last_hash": str,
+    "count": int,
+    "gz_sha256": str,
+    "start_key": dict,
+    "end_key": dict,
+    "key_events": list,
+    "key": str,
+    "last_ts": str,
+    "every": int,
+}
+
+
+def _check_manifest_schema(m: dict[str, Any]) -> None:
+    """Every field the verifier relies on is present with the right type (hostile input)."""
+    for k, t in _MANIFEST_TYPES.items():
+        if not isinstance(m.get(k), t) or isinstance(m.get(k), bool):
+            raise ValueError(f"field {k!r} missing or of the wrong type")
+    for k in ("start_key", "end_key"):
+        if not all(isinstance(m[k].get(x), str) for x in ("id", "pub")):
+            raise ValueError(f"field {k!r} lacks id/pub")
+    for ev in m["key_events"]:
+        if not isinstance(ev, dict) or not isinstance(ev.get("next_key"), dict):
+            raise ValueError("malformed key event")
 
 
 def verify(

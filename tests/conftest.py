@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -79,10 +79,15 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.2) -> bool:
 def _private_audit_dirs(tmp_path_factory):  # type: ignore[no-untyped-def]
     """Keep the tests' audit logs and keys out of the user's home; subprocesses inherit this."""
     base = tmp_path_factory.mktemp("cellblock-home")
-    saved = {k: os.environ.get(k) for k in ("CELLBLOCK_AUDIT_DIR", "CELLBLOCK_AUDIT_KEY_DIR", "CELLBLOCK_POLICY")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("CELLBLOCK_AUDIT_DIR", "CELLBLOCK_AUDIT_KEY_DIR", "CELLBLOCK_POLICY")
+    }
     os.environ["CELLBLOCK_AUDIT_DIR"] = str(base / "audit")
     os.environ["CELLBLOCK_AUDIT_KEY_DIR"] = str(base / "keys")
-    os.environ.setdefault("CELLBLOCK_POLICY", str(Path(__file__).parent / "fixtures" / "runc-open.yaml"))
+    os.environ.setdefault(
+        "CELLBLOCK_POLICY", str(Path(__file__).parent / "fixtures" / "runc-open.yaml")
+    )
     yield
     for k, v in saved.items():
         if v is None:

@@ -6,6 +6,7 @@ on disk before a container exists. If the log cannot record, no code runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import hashlib
@@ -19,8 +20,14 @@ from types import TracebackType
 from typing import Any
 
 from cellblock.assess import AssessConfig, Assessment, Level, assess
-from cellblock.audit import AuditLog, AuditWriteError, DirectoryWitness
-from cellblock.audit import default_private_key, default_public_key, generate_keypair
+from cellblock.audit import (
+    AuditLog,
+    AuditWriteError,
+    DirectoryWitness,
+    default_private_key,
+    default_public_key,
+    generate_keypair,
+)
 from cellblock.errors import CellblockError
 from cellblock.policy import Decision, LoadedPolicy, Policy, PolicyError, load_policy
 from cellblock.sandbox import ExecutionResult, Limits, Pool, RunRequest, SandboxError
@@ -95,17 +102,26 @@ class PipelineResult:
             data = self.execution.to_dict()
         else:
             data = {f.name: None for f in dataclasses.fields(ExecutionResult)}
-            data.update(stdout="", stderr="", stdout_truncated=False, stderr_truncated=False,
-                        timed_out=False, oom_killed=False)
+            data.update(
+                stdout="",
+                stderr="",
+                stdout_truncated=False,
+                stderr_truncated=False,
+                timed_out=False,
+                oom_killed=False,
+            )
         data["status"] = self.status
         data["run_id"] = self.run_id
         data["code_sha256"] = self.code_sha256
         data["policy"] = {"name": self.policy, "digest": self.policy_digest}
         if self.assessment is not None:
             full = self.assessment.to_dict()
-            data["assessment"] = {"level": full["level"], "findings": full["findings"],
-                                  "skipped": False, **{k: v for k, v in full.items()
-                                                       if k not in ("level", "findings")}}
+            data["assessment"] = {
+                "level": full["level"],
+                "findings": full["findings"],
+                "skipped": False,
+                **{k: v for k, v in full.items() if k not in ("level", "findings")},
+            }
         else:
             data["assessment"] = {"level": None, "findings": [], "skipped": True}
         data["decision"] = {
@@ -199,8 +215,11 @@ class Pipeline:
             if self._pool is None:
                 backend = self._backend
                 assert backend is not None
-                self._pool = Pool(backend, size=self.policy.pool.size,
-                                  idle_timeout_s=self.policy.pool.idle_timeout)
+                self._pool = Pool(
+                    backend,
+                    size=self.policy.pool.size,
+                    idle_timeout_s=self.policy.pool.idle_timeout,
+                )
             return self._pool
 
     def warm(self) -> None:
@@ -212,8 +231,11 @@ class Pipeline:
 
     def _harden(self, limits: Limits) -> Limits:
         h = self.policy.hardening
-        return limits.replace(read_only_root=h.read_only_root,
-                              no_new_privileges=h.no_new_privileges, seccomp=h.seccomp)
+        return limits.replace(
+            read_only_root=h.read_only_root,
+            no_new_privileges=h.no_new_privileges,
+            seccomp=h.seccomp,
+        )
 
     def _record(self, type_: str, payload: Mapping[str, Any]) -> None:
         try:
@@ -245,39 +267,52 @@ class Pipeline:
         policy_name = self.policy.name
         policy_digest = self.policy.digest()
         if not self._announced:
-            self._record("policy.loaded", {
-                "policy": policy_name, "digest": policy_digest,
-                "origin": self.loaded.to_dict() if self.loaded else None,
-                "loosenings": self.policy.loosenings(),
-            })
+            self._record(
+                "policy.loaded",
+                {
+                    "policy": policy_name,
+                    "digest": policy_digest,
+                    "origin": self.loaded.to_dict() if self.loaded else None,
+                    "loosenings": self.policy.loosenings(),
+                },
+            )
             self._announced = True
 
         # 1. assess
         assessment: Assessment | None = None
+        cause: str | None
         if skip_assessment:
             if not self.policy.assessment.allow_skip:
                 raise PolicyError(
                     f"policy {policy_name!r} does not allow skipping the assessment "
                     "(assessment.allow_skip is false)"
                 )
-            self._record("assessment.skipped", {**base, "by": getpass.getuser(),
-                                                "policy": policy_name})
+            self._record(
+                "assessment.skipped", {**base, "by": getpass.getuser(), "policy": policy_name}
+            )
             level = "none"
             cause = "assessment skipped (allowed by assessment.allow_skip)"
         else:
-            config = AssessConfig.from_dict({
-                "deep": self.policy.assessment.deep,
-                "rule_levels": dict(self.policy.assessment.rule_levels),
-                "category_levels": dict(self.policy.assessment.category_levels),
-            })
+            config = AssessConfig.from_dict(
+                {
+                    "deep": self.policy.assessment.deep,
+                    "rule_levels": dict(self.policy.assessment.rule_levels),
+                    "category_levels": dict(self.policy.assessment.category_levels),
+                }
+            )
             assessment = assess(raw, config=config, deep=deep)
-            self._record("assessment", {
-                **base, "code_bytes": len(raw), "level": assessment.level.value,
-                "findings": _finding_summary(assessment),
-                "analyzers": list(assessment.analyzers_run),
-                "errors": dict(assessment.errors),
-                "timings_ms": dict(assessment.timings_ms),
-            })
+            self._record(
+                "assessment",
+                {
+                    **base,
+                    "code_bytes": len(raw),
+                    "level": assessment.level.value,
+                    "findings": _finding_summary(assessment),
+                    "analyzers": list(assessment.analyzers_run),
+                    "errors": dict(assessment.errors),
+                    "timings_ms": dict(assessment.timings_ms),
+                },
+            )
             level = assessment.level.value
             cause = _cause(assessment)
 
@@ -291,17 +326,33 @@ class Pipeline:
                 # the caller may only tighten what the policy allows
                 limits = limits.tighten(limits.replace(**dict(limits_override)))
             decision = dataclasses.replace(decision, limits=limits)
-        self._record("decision", {
-            **base, "level": level, "action": decision.action, "profile": decision.profile,
-            "reason": decision.reason, "limits": None if limits is None else limits.to_dict(),
-            "policy": policy_name, "policy_digest": policy_digest,
-            "loosenings": self.policy.loosenings() + ([] if limits is None else [
-                f"limits.{name}" for name in limits.loosenings()]),
-        })
+        self._record(
+            "decision",
+            {
+                **base,
+                "level": level,
+                "action": decision.action,
+                "profile": decision.profile,
+                "reason": decision.reason,
+                "limits": None if limits is None else limits.to_dict(),
+                "policy": policy_name,
+                "policy_digest": policy_digest,
+                "loosenings": self.policy.loosenings()
+                + ([] if limits is None else [f"limits.{name}" for name in limits.loosenings()]),
+            },
+        )
 
         def finish(approval: Approval | None, execution: ExecutionResult | None) -> PipelineResult:
-            return PipelineResult(run_id, digest, policy_name, policy_digest, assessment,
-                                  decision, approval, execution)
+            return PipelineResult(
+                run_id,
+                digest,
+                policy_name,
+                policy_digest,
+                assessment,
+                decision,
+                approval,
+                execution,
+            )
 
         if decision.action == "block":
             return finish(None, None)
@@ -318,17 +369,25 @@ class Pipeline:
         assert limits is not None
         request = RunRequest(code=text, limits=limits, stdin=stdin)
         backend = self.backend
-        self._record("execution.started", {
-            **base, "limits": limits.to_dict(), "runtime": limits.runtime,
-            "backend": backend.name, "stdin_sha256": _sha256(stdin or b""),
-        })  # durable: on disk before any container exists
+        self._record(
+            "execution.started",
+            {
+                **base,
+                "limits": limits.to_dict(),
+                "runtime": limits.runtime,
+                "backend": backend.name,
+                "stdin_sha256": _sha256(stdin or b""),
+            },
+        )  # durable: on disk before any container exists
         started = time.monotonic()
         try:
             pool = self._pool_for()
             execution = pool.run(request) if pool is not None else backend.run(request)
         except SandboxError as exc:
-            self._record("execution.failed", {**base, "error": str(exc),
-                                              "after_s": round(time.monotonic() - started, 6)})
+            self._record(
+                "execution.failed",
+                {**base, "error": str(exc), "after_s": round(time.monotonic() - started, 6)},
+            )
             raise
         result = finish(approval, execution)
         try:
@@ -336,7 +395,8 @@ class Pipeline:
         except AuditWriteError as exc:
             raise AuditUnavailableError(
                 f"the program ran but the audit log could not record its end ({exc}); "
-                "the result is attached to this error", result=result,
+                "the result is attached to this error",
+                result=result,
             ) from exc
         return result
 
@@ -359,10 +419,15 @@ class Pipeline:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
-        if self._owns_log:
-            self.audit.close()
         if self._backend is not None and self._owns_backend:
             self._backend.close()
+        if self._owns_log:
+            try:
+                self.audit.close()
+            except AuditWriteError as exc:
+                raise AuditUnavailableError(
+                    f"the audit log could not write its closing checkpoint ({exc})"
+                ) from exc
 
     def __enter__(self) -> Pipeline:
         return self
@@ -373,21 +438,37 @@ class Pipeline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        # an error is already on its way out: do not hide it behind a second one
+        with contextlib.suppress(CellblockError):
+            self.close()
 
 
 def _execution_summary(r: ExecutionResult) -> dict[str, Any]:
     return {
-        "status": r.status.value, "exit_code": r.exit_code, "signal": r.signal,
-        "timed_out": r.timed_out, "oom_killed": r.oom_killed,
-        "duration_s": r.duration_s, "total_s": r.total_s, "cpu_time_s": r.cpu_time_s,
+        "status": r.status.value,
+        "exit_code": r.exit_code,
+        "signal": r.signal,
+        "timed_out": r.timed_out,
+        "oom_killed": r.oom_killed,
+        "duration_s": r.duration_s,
+        "total_s": r.total_s,
+        "cpu_time_s": r.cpu_time_s,
         "peak_memory_bytes": r.peak_memory_bytes,
         "stdout_sha256": _sha256(r.stdout.encode("utf-8", "surrogateescape")),
         "stderr_sha256": _sha256(r.stderr.encode("utf-8", "surrogateescape")),
-        "stdout_bytes": r.stdout_bytes, "stderr_bytes": r.stderr_bytes,
-        "stdout_truncated": r.stdout_truncated, "stderr_truncated": r.stderr_truncated,
-        "limits": r.limits.to_dict(), "image_id": r.image_id, "runtime": r.runtime,
-        "container_id": r.container_id, "pooled": r.pooled, "error": r.error,
+        "stdout_bytes": r.stdout_bytes,
+        "stderr_bytes": r.stderr_bytes,
+        "stdout_truncated": r.stdout_truncated,
+        "stderr_truncated": r.stderr_truncated,
+        "limits": r.limits.to_dict(),
+        "image_id": r.image_id,
+        "runtime": r.runtime,
+        "container_id": r.container_id,
+        "pooled": r.pooled,
+        "error": r.error,
     }
 
 
@@ -403,5 +484,6 @@ def execute(
 ) -> PipelineResult:
     """One guarded run: assess, decide, approve, run and record. See :class:`Pipeline`."""
     with Pipeline(policy, backend=backend, audit_dir=audit_dir) as pipeline:
-        return pipeline.execute(code, stdin=stdin, approver=approver,
-                                skip_assessment=skip_assessment)
+        return pipeline.execute(
+            code, stdin=stdin, approver=approver, skip_assessment=skip_assessment
+        )

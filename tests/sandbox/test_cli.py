@@ -13,29 +13,68 @@ import pytest
 pytestmark = pytest.mark.docker
 
 RESULT_FIELDS = {
-    "status", "exit_code", "signal", "stdout", "stderr", "stdout_truncated", "stderr_truncated",
-    "timed_out", "oom_killed", "duration_s", "cpu_time_s", "peak_memory_bytes", "limits",
-    "image_id", "runtime",
+    "status",
+    "exit_code",
+    "signal",
+    "stdout",
+    "stderr",
+    "stdout_truncated",
+    "stderr_truncated",
+    "timed_out",
+    "oom_killed",
+    "duration_s",
+    "cpu_time_s",
+    "peak_memory_bytes",
+    "limits",
+    "image_id",
+    "runtime",
 }
 
 
-def cellblock(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cellblock(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cellblock.cli", *args], input=stdin, capture_output=True,
-        text=True, env={**os.environ, **(env or {})}, timeout=120,
+        [sys.executable, "-m", "cellblock.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
     )
 
 
 def test_run_json_has_the_documented_fields(tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
     program = tmp_path / "p.py"
     program.write_text("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)\n")
-    proc = cellblock("run", str(program), "--json", "--timeout", "5", "--memory", "128m", "--cpus", "0.5", "--pids", "40")
+    proc = cellblock(
+        "run",
+        str(program),
+        "--json",
+        "--timeout",
+        "5",
+        "--memory",
+        "128m",
+        "--cpus",
+        "0.5",
+        "--pids",
+        "40",
+    )
     assert proc.returncode == 3
     data = json.loads(proc.stdout)
     assert RESULT_FIELDS <= set(data)
-    assert (data["status"], data["exit_code"], data["stdout"], data["stderr"]) == ("error", 3, "out\n", "err\n")
+    assert (data["status"], data["exit_code"], data["stdout"], data["stderr"]) == (
+        "error",
+        3,
+        "out\n",
+        "err\n",
+    )
     assert data["limits"]["memory_bytes"] == 128 * 1024 * 1024
-    assert data["limits"]["cpus"] == 0.5 and data["limits"]["pids"] == 40 and data["limits"]["timeout_s"] == 5
+    assert (
+        data["limits"]["cpus"] == 0.5
+        and data["limits"]["pids"] == 40
+        and data["limits"]["timeout_s"] == 5
+    )
 
 
 def test_run_from_stdin_passes_output_through(docker_client) -> None:  # type: ignore[no-untyped-def]
@@ -55,9 +94,15 @@ def test_timeout_and_oom_have_distinct_exit_statuses(docker_client) -> None:  # 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--memory=-5m"], "invalid limit 'memory_bytes': expected a size such as 256m or 1g, got '-5m'"),
+        (
+            ["--memory=-5m"],
+            "invalid limit 'memory_bytes': expected a size such as 256m or 1g, got '-5m'",
+        ),
         (["--timeout", "0"], "invalid limit 'timeout_s': must be between 0.1 and 86400, got 0.0"),
-        (["--runtime", "kata"], "invalid limit 'runtime': unknown runtime 'kata'; expected one of runc, runsc"),
+        (
+            ["--runtime", "kata"],
+            "invalid limit 'runtime': unknown runtime 'kata'; expected one of runc, runsc",
+        ),
         (["--pids", "0"], "invalid limit 'pids': must be between 8 and 1e+06, got 0"),
     ],
 )
@@ -80,11 +125,16 @@ def test_undecodable_source_is_a_clear_error(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     proc = cellblock("run", str(tmp_path / "nope.py"))
     assert proc.returncode == 65
-    assert proc.stderr.strip() == f"cellblock: error: cannot read {tmp_path / 'nope.py'}: No such file or directory"
+    assert (
+        proc.stderr.strip()
+        == f"cellblock: error: cannot read {tmp_path / 'nope.py'}: No such file or directory"
+    )
 
 
 def test_unreachable_engine_is_a_clear_error() -> None:
-    proc = cellblock("run", "-", stdin="print(1)\n", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    proc = cellblock(
+        "run", "-", stdin="print(1)\n", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    )
     assert proc.returncode == 70
     assert proc.stderr.strip() == (
         "cellblock: error: cannot reach the Docker engine at unix:///nonexistent/docker.sock; start it "
@@ -105,9 +155,20 @@ def test_permission_denied_on_socket_is_a_clear_error(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o755)
     try:
         proc = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-             "cellblock.cli", "doctor"],
-            capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": f"unix://{path}"}, timeout=60,
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "cellblock.cli",
+                "doctor",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DOCKER_HOST": f"unix://{path}"},
+            timeout=60,
         )
     finally:
         srv.close()
@@ -119,7 +180,10 @@ def test_missing_image_is_a_clear_error(docker_client) -> None:  # type: ignore[
     from cellblock.sandbox.docker import DockerBackend
     from cellblock.sandbox.errors import ImageMissingError
 
-    with pytest.raises(ImageMissingError, match=r"the sandbox image cellblock/sandbox:no-such is not on the engine; build it with `cellblock image build`"):
+    with pytest.raises(
+        ImageMissingError,
+        match=r"the sandbox image cellblock/sandbox:no-such is not on the engine; build it with `cellblock image build`",
+    ):
         DockerBackend(client=docker_client, image="cellblock/sandbox:no-such")
 
 
@@ -142,9 +206,19 @@ def test_image_info_and_doctor(docker_client) -> None:  # type: ignore[no-untype
     report = json.loads(doctor.stdout)
     assert doctor.returncode == 0, report
     names = {c["name"] for c in report["checks"]}
-    assert {"non-root user", "no effective capabilities", "no-new-privileges", "seccomp filter mode",
-            "io_uring refused", "only loopback network", "read-only root", "work directory writable",
-            "pids limit", "memory limit", "no engine socket"} <= names
+    assert {
+        "non-root user",
+        "no effective capabilities",
+        "no-new-privileges",
+        "seccomp filter mode",
+        "io_uring refused",
+        "only loopback network",
+        "read-only root",
+        "work directory writable",
+        "pids limit",
+        "memory limit",
+        "no engine socket",
+    } <= names
     assert all(c["ok"] for c in report["checks"])
 
 

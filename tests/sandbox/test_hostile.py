@@ -26,6 +26,7 @@ def run(backend: Backend, code: str, limits: Limits, stdin: bytes | None = None)
 
 # -- time --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "code",
     [
@@ -73,12 +74,17 @@ while True:
         pass
 """
     result = run(backend, code, Limits(runtime=runtime, timeout_s=2, pids=32))
-    assert result.status in (Status.TIMEOUT, Status.KILLED) if runtime == "runsc" else result.status is Status.TIMEOUT
+    assert (
+        result.status in (Status.TIMEOUT, Status.KILLED)
+        if runtime == "runsc"
+        else result.status is Status.TIMEOUT
+    )
     # the host can still start processes
     assert os.system("true") == 0
 
 
 # -- memory ------------------------------------------------------------------------------------
+
 
 def test_memory_hog_is_oom_killed(backend: Backend, runtime: str) -> None:
     code = "data = b'x' * (1024 * 1024 * 1024)\nprint(len(data))"
@@ -116,6 +122,7 @@ def test_no_swap_escape_hatch(backend: Backend) -> None:
 
 # -- output ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
 def test_output_flood_is_cut_and_counted(backend: Backend, runtime: str, stream: str) -> None:
     code = f"""
@@ -124,13 +131,19 @@ chunk = b"y" * (1 << 20)
 for _ in range(100):
     sys.{stream}.buffer.write(chunk)
 """
-    free_before = shutil.disk_usage("/var/lib/docker" if os.path.exists("/var/lib/docker") else "/").free
-    result = run(backend, code, Limits(runtime=runtime, timeout_s=60, stdout_bytes=MIB, stderr_bytes=MIB))
+    free_before = shutil.disk_usage(
+        "/var/lib/docker" if os.path.exists("/var/lib/docker") else "/"
+    ).free
+    result = run(
+        backend, code, Limits(runtime=runtime, timeout_s=60, stdout_bytes=MIB, stderr_bytes=MIB)
+    )
     assert result.status is Status.OUTPUT_TRUNCATED
     assert getattr(result, f"{stream}_truncated") is True
     assert getattr(result, f"{stream}_bytes") == 100 * MIB
     assert len(getattr(result, stream)) == MIB
-    free_after = shutil.disk_usage("/var/lib/docker" if os.path.exists("/var/lib/docker") else "/").free
+    free_after = shutil.disk_usage(
+        "/var/lib/docker" if os.path.exists("/var/lib/docker") else "/"
+    ).free
     assert free_before - free_after < 50 * MIB  # nothing of the 100 MB reached the host disk
 
 
@@ -143,6 +156,7 @@ def test_utf8_cut_cleanly(backend: Backend) -> None:
 
 # -- filesystem --------------------------------------------------------------------------------
 
+
 def test_tmpfs_cannot_be_overfilled(backend: Backend, runtime: str) -> None:
     code = """
 try:
@@ -153,7 +167,9 @@ except OSError as e:
     print("refused", e.errno)
     raise SystemExit(3)
 """
-    result = run(backend, code, Limits(runtime=runtime, tmpfs_bytes=16 * MIB, memory_bytes=256 * MIB))
+    result = run(
+        backend, code, Limits(runtime=runtime, tmpfs_bytes=16 * MIB, memory_bytes=256 * MIB)
+    )
     assert result.status is Status.ERROR
     assert result.exit_code == 3
     assert result.stdout.startswith("refused 28")  # ENOSPC
@@ -233,7 +249,14 @@ def test_privileged_and_dangerous_calls_are_refused(backend: Backend, runtime: s
         granted -= {"io_uring_setup", "unshare_user"}
     assert granted == set(), outcome
     if runtime == "runc":
-        for name in ("io_uring_setup", "keyctl", "bpf", "userfaultfd", "perf_event_open", "ptrace_attach_1"):
+        for name in (
+            "io_uring_setup",
+            "keyctl",
+            "bpf",
+            "userfaultfd",
+            "perf_event_open",
+            "ptrace_attach_1",
+        ):
             assert outcome[name] == "EPERM", (name, outcome[name])
 
 
@@ -272,6 +295,7 @@ print(found)
 
 # -- information -------------------------------------------------------------------------------
 
+
 def test_host_secrets_and_runner_are_out_of_reach(backend: Backend, runtime: str) -> None:
     os.environ["CELLBLOCK_TEST_SECRET"] = "hunter2"
     code = r"""
@@ -300,7 +324,11 @@ print(json.dumps(out))
     assert facts["sockets"] == []
     # gVisor lets any process read /proc/1/environ; it holds only the fixed container
     # environment the program has anyway (asserted free of host secrets above)
-    shielded = ("/proc/1/mem", "/proc/1/fd/3") if runtime == "runsc" else ("/proc/1/environ", "/proc/1/mem", "/proc/1/fd/3")
+    shielded = (
+        ("/proc/1/mem", "/proc/1/fd/3")
+        if runtime == "runsc"
+        else ("/proc/1/environ", "/proc/1/mem", "/proc/1/fd/3")
+    )
     for path in shielded:
         assert not str(facts[path]).startswith("READ"), (path, facts[path])
     if runtime == "runc":
@@ -308,6 +336,7 @@ print(json.dumps(out))
 
 
 # -- network -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def host_server():  # type: ignore[no-untyped-def]
@@ -393,6 +422,7 @@ print(json.dumps(out))
 
 
 # -- the runner cannot be fooled -----------------------------------------------------------------
+
 
 def test_program_cannot_forge_a_result(backend: Backend, runtime: str) -> None:
     code = r"""

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.docker
 def _spawn(script: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -38,7 +40,9 @@ def test_container_carries_owner_labels_and_hardening(backend: DockerBackend) ->
         assert host["ReadonlyRootfs"] is True
         assert host["CapDrop"] == ["ALL"]
         assert "no-new-privileges:true" in host["SecurityOpt"]
-        assert host["NetworkMode"] in ("none", "default") and data["Config"]["NetworkDisabled"] is True
+        assert (
+            host["NetworkMode"] in ("none", "default") and data["Config"]["NetworkDisabled"] is True
+        )
         assert host["LogConfig"]["Type"] == "none"
         assert host["Memory"] == host["MemorySwap"] == Limits().memory_bytes
         assert host["PidsLimit"] == Limits().pids
@@ -47,8 +51,15 @@ def test_container_carries_owner_labels_and_hardening(backend: DockerBackend) ->
         assert data["Config"]["User"] == "10001:10001"
     finally:
         cell.discard()
-    assert wait_until(lambda: not managed_containers(backend.client, os.getpid()) or all(
-        c["Id"] != cell.container_id for c in managed_containers(backend.client, os.getpid())))
+    assert wait_until(
+        lambda: (
+            not managed_containers(backend.client, os.getpid())
+            or all(
+                c["Id"] != cell.container_id
+                for c in managed_containers(backend.client, os.getpid())
+            )
+        )
+    )
 
 
 def test_kill_minus_nine_mid_run_leaves_nothing(docker_client) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +101,9 @@ def test_reaper_removes_created_but_never_started_containers(backend: DockerBack
     container_id = out.strip()
     assert container_id, err
     assert any(c["Id"] == container_id for c in managed_containers(backend.client, proc.pid))
-    result = subprocess.run([sys.executable, "-m", "cellblock.cli", "gc"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cellblock.cli", "gc"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "removed" in result.stdout
     assert not managed_containers(backend.client, proc.pid)
@@ -110,12 +123,20 @@ def test_reaper_spares_live_owners(backend: DockerBackend) -> None:
 def test_pool_cells_are_single_use_and_share_nothing(backend: Backend) -> None:
     with Pool(backend, size=2) as pool:
         pool.warm(Limits(), wait=True)
-        first = pool.run(RunRequest(
-            "import os, sys\nopen('/work/secret', 'w').write('s')\nos.environ['LEAK'] = '1'\n"
-            "sys.modules['leak'] = sys\nprint(os.getpid())", limits=Limits()))
-        second = pool.run(RunRequest(
-            "import os, sys\nprint(os.path.exists('/work/secret'), 'LEAK' in os.environ, "
-            "'leak' in sys.modules)", limits=Limits()))
+        first = pool.run(
+            RunRequest(
+                "import os, sys\nopen('/work/secret', 'w').write('s')\nos.environ['LEAK'] = '1'\n"
+                "sys.modules['leak'] = sys\nprint(os.getpid())",
+                limits=Limits(),
+            )
+        )
+        second = pool.run(
+            RunRequest(
+                "import os, sys\nprint(os.path.exists('/work/secret'), 'LEAK' in os.environ, "
+                "'leak' in sys.modules)",
+                limits=Limits(),
+            )
+        )
         assert first.pooled and second.pooled
         assert first.container_id != second.container_id
         assert second.stdout == "False False False\n"
@@ -156,7 +177,9 @@ def test_pool_runs_concurrently_from_threads(backend: Backend) -> None:
     with Pool(backend, size=2) as pool:
         pool.warm(Limits(), wait=True)
         with ThreadPoolExecutor(4) as ex:
-            results = list(ex.map(lambda i: pool.run(RunRequest(f"print({i})", limits=Limits())), range(8)))
+            results = list(
+                ex.map(lambda i: pool.run(RunRequest(f"print({i})", limits=Limits())), range(8))
+            )
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(8)]
     assert all(r.status is Status.OK for r in results)
     assert len({r.container_id for r in results}) == 8

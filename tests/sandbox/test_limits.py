@@ -38,7 +38,9 @@ def test_invalid_limit_names_the_field(changes: dict[str, object], field: str) -
 
 
 def test_unknown_runtime_message_lists_choices() -> None:
-    with pytest.raises(InvalidLimitsError, match=r"unknown runtime 'kata'; expected one of runc, runsc"):
+    with pytest.raises(
+        InvalidLimitsError, match=r"unknown runtime 'kata'; expected one of runc, runsc"
+    ):
         Limits(runtime="kata")
 
 
@@ -52,12 +54,24 @@ def test_tighten_takes_the_stricter_of_each_field() -> None:
     loose = Limits(memory_bytes=512 * 2**20, timeout_s=30, pids=128, runtime="runc")
     tight = Limits(memory_bytes=128 * 2**20, timeout_s=60, pids=32, runtime="runsc")
     both = loose.tighten(tight)
-    assert (both.memory_bytes, both.timeout_s, both.pids, both.runtime) == (128 * 2**20, 30, 32, "runsc")
+    assert (both.memory_bytes, both.timeout_s, both.pids, both.runtime) == (
+        128 * 2**20,
+        30,
+        32,
+        "runsc",
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("256m", 256 * 2**20), ("1g", 2**30), ("1GiB", 2**30), ("512k", 512 * 1024), ("42", 42), (7, 7)],
+    [
+        ("256m", 256 * 2**20),
+        ("1g", 2**30),
+        ("1GiB", 2**30),
+        ("512k", 512 * 1024),
+        ("42", 42),
+        (7, 7),
+    ],
 )
 def test_parse_size(text: str | int, expected: int) -> None:
     assert parse_size(text) == expected
@@ -76,20 +90,53 @@ def test_request_rejects_oversized_code() -> None:
 
 
 def test_classification_precedence() -> None:
-    assert classify(exit_code=None, signal=9, timed_out=True, oom_killed=True, truncated=True) is Status.TIMEOUT
-    assert classify(exit_code=137, signal=9, timed_out=False, oom_killed=True, truncated=False) is Status.OOM
-    assert classify(exit_code=137, signal=9, timed_out=False, oom_killed=False, truncated=False) is Status.KILLED
-    assert classify(exit_code=3, signal=None, timed_out=False, oom_killed=False, truncated=True) is Status.ERROR
-    assert classify(exit_code=0, signal=None, timed_out=False, oom_killed=False, truncated=True) is Status.OUTPUT_TRUNCATED
-    assert classify(exit_code=0, signal=None, timed_out=False, oom_killed=False, truncated=False) is Status.OK
+    assert (
+        classify(exit_code=None, signal=9, timed_out=True, oom_killed=True, truncated=True)
+        is Status.TIMEOUT
+    )
+    assert (
+        classify(exit_code=137, signal=9, timed_out=False, oom_killed=True, truncated=False)
+        is Status.OOM
+    )
+    assert (
+        classify(exit_code=137, signal=9, timed_out=False, oom_killed=False, truncated=False)
+        is Status.KILLED
+    )
+    assert (
+        classify(exit_code=3, signal=None, timed_out=False, oom_killed=False, truncated=True)
+        is Status.ERROR
+    )
+    assert (
+        classify(exit_code=0, signal=None, timed_out=False, oom_killed=False, truncated=True)
+        is Status.OUTPUT_TRUNCATED
+    )
+    assert (
+        classify(exit_code=0, signal=None, timed_out=False, oom_killed=False, truncated=False)
+        is Status.OK
+    )
 
 
 def test_result_round_trips_through_json() -> None:
     result = ExecutionResult(
-        status=Status.OK, exit_code=0, signal=None, stdout="é\n", stderr="", stdout_truncated=False,
-        stderr_truncated=False, stdout_bytes=3, stderr_bytes=0, timed_out=False, oom_killed=False,
-        duration_s=0.01, total_s=0.02, cpu_time_s=0.01, peak_memory_bytes=1, limits=Limits(),
-        runtime="runc", image_id="sha256:x", container_id="c",
+        status=Status.OK,
+        exit_code=0,
+        signal=None,
+        stdout="é\n",
+        stderr="",
+        stdout_truncated=False,
+        stderr_truncated=False,
+        stdout_bytes=3,
+        stderr_bytes=0,
+        timed_out=False,
+        oom_killed=False,
+        duration_s=0.01,
+        total_s=0.02,
+        cpu_time_s=0.01,
+        peak_memory_bytes=1,
+        limits=Limits(),
+        runtime="runc",
+        image_id="sha256:x",
+        container_id="c",
     )
     again = ExecutionResult.from_dict(json.loads(result.to_json()))
     assert again == result
@@ -121,7 +168,24 @@ def test_seccomp_profile_refuses_the_dangerous_calls() -> None:
 
     profile = json.loads(seccomp_profile())
     assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
-    allowed = {n for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for n in rule["names"]}
-    for name in ("io_uring_setup", "io_uring_enter", "keyctl", "add_key", "request_key", "bpf",
-                 "userfaultfd", "perf_event_open", "ptrace", "unshare", "setns", "mount"):
+    allowed = {
+        n
+        for rule in profile["syscalls"]
+        if rule["action"] == "SCMP_ACT_ALLOW"
+        for n in rule["names"]
+    }
+    for name in (
+        "io_uring_setup",
+        "io_uring_enter",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "bpf",
+        "userfaultfd",
+        "perf_event_open",
+        "ptrace",
+        "unshare",
+        "setns",
+        "mount",
+    ):
         assert name not in allowed

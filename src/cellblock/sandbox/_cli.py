@@ -1,4 +1,4 @@
-"""CLI: ``cellblock run``, ``cellblock image build|info``, ``cellblock gc``, ``cellblock doctor``."""
+"""CLI: ``cellblock run``, ``image build|info``, ``gc`` and ``doctor``."""
 
 from __future__ import annotations
 
@@ -26,12 +26,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     run = sub.add_parser("run", help="run a Python program in a hardened single-use sandbox")
     run.add_argument("file", help="the program, or - to read it from stdin")
     add_limit_flags(run)
-    run.add_argument("--stdin", metavar="FILE", help="a file whose bytes become the program's stdin")
+    run.add_argument(
+        "--stdin", metavar="FILE", help="a file whose bytes become the program's stdin"
+    )
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    run.add_argument("--policy", metavar="NAME|FILE", help="policy preset or file (default: lookup)")
-    run.add_argument("--approve", action="store_true", help="approve in advance if review is needed")
-    run.add_argument("--no-assess", action="store_true",
-                     help="skip the assessment (only when the policy allows it; recorded)")
+    run.add_argument(
+        "--policy", metavar="NAME|FILE", help="policy preset or file (default: lookup)"
+    )
+    run.add_argument(
+        "--approve", action="store_true", help="approve in advance if review is needed"
+    )
+    run.add_argument(
+        "--no-assess",
+        action="store_true",
+        help="skip the assessment (only when the policy allows it; recorded)",
+    )
     run.add_argument("--deep", action="store_true", help="always run the deep (Semgrep) analysis")
     run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     run.set_defaults(func=cmd_run)
@@ -44,7 +53,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     build.add_argument("--mirror", help="Debian mirror for the offline bootstrap")
     build.add_argument("--suite", help="Debian suite for the offline bootstrap (default bookworm)")
     build.set_defaults(func=cmd_image_build)
-    info = isub.add_parser("info", help="say which sandbox image is present and whether it is current")
+    info = isub.add_parser(
+        "info", help="say which sandbox image is present and whether it is current"
+    )
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_image_info)
 
@@ -85,7 +96,9 @@ def exit_status(result: ExecutionResult) -> int:
     return result.exit_code
 
 
-def print_result(result: ExecutionResult, *, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+def print_result(
+    result: ExecutionResult, *, as_json: bool, extra: dict[str, Any] | None = None
+) -> None:
     if as_json:
         data = result.to_dict()
         if extra:
@@ -99,7 +112,9 @@ def print_result(result: ExecutionResult, *, as_json: bool, extra: dict[str, Any
     if result.timed_out:
         notes.append(f"timed out after {result.limits.timeout_s:g}s")
     if result.oom_killed:
-        notes.append(f"killed: out of memory (limit {result.limits.memory_bytes // (1024 * 1024)} MiB)")
+        notes.append(
+            f"killed: out of memory (limit {result.limits.memory_bytes // (1024 * 1024)} MiB)"
+        )
     if result.stdout_truncated:
         notes.append(f"stdout cut at {result.limits.stdout_bytes} of {result.stdout_bytes} bytes")
     if result.stderr_truncated:
@@ -118,11 +133,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     stdin = Path(args.stdin).read_bytes() if args.stdin else None
     overrides = limit_overrides(args)
     approver = _cli_approver(args, program_on_stdin=args.file == "-")
-    with Pipeline(args.policy, progress=_stderr_progress,
-                  audit_dir=Path(args.audit_dir) if args.audit_dir else None) as pipeline:
-        result = pipeline.execute(code, stdin=stdin, approver=approver,
-                                  skip_assessment=args.no_assess, deep=True if args.deep else None,
-                                  limits_override=overrides)
+    with Pipeline(
+        args.policy,
+        progress=_stderr_progress,
+        audit_dir=Path(args.audit_dir) if args.audit_dir else None,
+    ) as pipeline:
+        result = pipeline.execute(
+            code,
+            stdin=stdin,
+            approver=approver,
+            skip_assessment=args.no_assess,
+            deep=True if args.deep else None,
+            limits_override=overrides,
+        )
     extra = result.to_dict()
     if result.execution is None:
         if args.json:
@@ -131,8 +154,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             what = "blocked by policy" if result.status == "blocked" else "not approved"
             print(f"cellblock: {what}: {result.decision.reason}", file=sys.stderr)
             for finding in (result.assessment.findings if result.assessment else ())[:20]:
-                print(f"  line {finding.line}: [{finding.severity}] {finding.rule_id}: "
-                      f"{finding.message}", file=sys.stderr)
+                print(
+                    f"  line {finding.line}: [{finding.severity}] {finding.rule_id}: "
+                    f"{finding.message}",
+                    file=sys.stderr,
+                )
         return EXIT_BLOCKED if result.status == "blocked" else EXIT_NOT_APPROVED
     execution = result.execution
     if args.json:
@@ -190,8 +216,12 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     from cellblock.sandbox.image import build_image
 
     info = build_image(
-        connect(), force=args.force, progress=_stderr_progress, try_pull=not args.no_pull,
-        mirror=args.mirror, suite=args.suite,
+        connect(),
+        force=args.force,
+        progress=_stderr_progress,
+        try_pull=not args.no_pull,
+        mirror=args.mirror,
+        suite=args.suite,
     )
     print(f"{info.tag} {info.image_id}")
     return 0
@@ -209,9 +239,11 @@ def cmd_image_info(args: argparse.Namespace) -> int:
     else:
         state = "current" if info.current else "STALE (rebuild with `cellblock image build`)"
         size = (info.size_bytes or 0) / (1024 * 1024)
-        print(f"{info.tag}: {state}\n  id      {info.image_id}\n  base    {info.base}\n"
-              f"  python  {info.python}\n  size    {size:.0f} MiB\n  created {info.created}\n"
-              f"  recipe  {info.recipe}")
+        print(
+            f"{info.tag}: {state}\n  id      {info.image_id}\n  base    {info.base}\n"
+            f"  python  {info.python}\n  size    {size:.0f} MiB\n  created {info.created}\n"
+            f"  recipe  {info.recipe}"
+        )
     return 0 if info.present and info.current else 1
 
 
@@ -233,8 +265,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         client = connect()
         checks.append(Check("engine reachable", True, str(client.version().get("Version"))))
         info = inspect_image(client)
-        checks.append(Check("image current", info.present and info.current,
-                            f"{info.tag} {'current' if info.current else 'absent or stale'}"))
+        checks.append(
+            Check(
+                "image current",
+                info.present and info.current,
+                f"{info.tag} {'current' if info.current else 'absent or stale'}",
+            )
+        )
         backend = DockerBackend(client=client)
         backend.check_runtime(args.runtime)
         checks.append(Check("runtime available", True, args.runtime))
@@ -245,8 +282,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append(Check("setup", False, str(exc)))
     failed = [c for c in checks if not c.ok]
     if args.json:
-        print(json.dumps({"runtime": args.runtime, "ok": not failed,
-                          "checks": [c.to_dict() for c in checks]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "runtime": args.runtime,
+                    "ok": not failed,
+                    "checks": [c.to_dict() for c in checks],
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"cellblock doctor (runtime {args.runtime})")
         for c in checks:

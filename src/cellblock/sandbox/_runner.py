@@ -26,6 +26,7 @@ double-forked daemon cannot outlive the run. At the deadline everything is kille
 
 import atexit
 import base64
+import contextlib
 import io
 import json
 import os
@@ -37,28 +38,38 @@ import threading
 import time
 import traceback
 import types
+from typing import Any, NoReturn
 
 CHANNEL_PREFIX = b"CBR1 "
 WORKDIR = "/work"
 SANDBOX_UID = 10001
 PROTOCOL = 1
 _IGNORED = (
-    signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-    signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGPIPE,
 )
 
 
-def _make_undumpable():
+def _make_undumpable() -> None:
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except Exception as exc:  # keep running, but say so: the host reports it in doctor
-        os.write(2, ("cellblock-runner: prctl failed: %r\n" % (exc,)).encode())
+        os.write(2, f"cellblock-runner: prctl failed: {exc!r}\n".encode())
 
 
-def _send(chan, message):
+def _send(chan: int, message: dict[str, Any]) -> None:
     data = CHANNEL_PREFIX + json.dumps(message, separators=(",", ":")).encode() + b"\n"
     view = memoryview(data)
     while view:
@@ -66,7 +77,7 @@ def _send(chan, message):
         view = view[n:]
 
 
-def _read_exact(fd, n, deadline):
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
     chunks = []
     while n > 0:
         if deadline is not None:
@@ -84,7 +95,7 @@ def _read_exact(fd, n, deadline):
     return b"".join(chunks)
 
 
-def _read_header(fd, deadline):
+def _read_header(fd: int, deadline: float | None) -> dict[str, Any] | None:
     buf = b""
     while b"\n" not in buf:
         if len(buf) > 65536:
@@ -100,13 +111,14 @@ def _read_header(fd, deadline):
         if not chunk:
             return None
         buf += chunk
-    return json.loads(buf)
+    header: dict[str, Any] = json.loads(buf)
+    return header
 
 
 class _Cgroup:
     """Reads the sandbox's own cgroup (v1 or v2) from inside, before the container goes."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.version = None
         if os.path.exists("/sys/fs/cgroup/memory/memory.max_usage_in_bytes"):
             self.version = 1
@@ -114,14 +126,14 @@ class _Cgroup:
             self.version = 2
 
     @staticmethod
-    def _read(path):
+    def _read(path: str) -> str | None:
         try:
             with open(path, "rb") as f:
                 return f.read().decode()
         except OSError:
             return None
 
-    def _keyed(self, path, key):
+    def _keyed(self, path: str, key: str) -> int | None:
         text = self._read(path)
         if text is None:
             return None
@@ -131,7 +143,7 @@ class _Cgroup:
                 return int(parts[1])
         return None
 
-    def cpu_ns(self):
+    def cpu_ns(self) -> int | None:
         if self.version == 1:
             text = self._read("/sys/fs/cgroup/cpuacct/cpuacct.usage") or self._read(
                 "/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage"
@@ -142,7 +154,7 @@ class _Cgroup:
             return None if usec is None else usec * 1000
         return None
 
-    def peak_memory(self):
+    def peak_memory(self) -> int | None:
         path = None
         if self.version == 1:
             path = "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"
@@ -151,7 +163,7 @@ class _Cgroup:
         text = self._read(path) if path else None
         return int(text) if text and text.strip().isdigit() else None
 
-    def oom_kills(self):
+    def oom_kills(self) -> int | None:
         if self.version == 1:
             return self._keyed("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill")
         if self.version == 2:
@@ -159,7 +171,7 @@ class _Cgroup:
         return None
 
 
-def _child(filename, code, fds):
+def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
     """In the forked child: become the program. Never returns."""
     stdin_r, out_w, err_w = fds
     try:
@@ -180,52 +192,58 @@ def _child(filename, code, fds):
         except OSError:
             pass
         os.chdir(WORKDIR)
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8",
-                                     errors="surrogateescape")
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
-                                      errors="backslashreplace", line_buffering=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
-                                      errors="backslashreplace", line_buffering=True)
-        sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+        sys.stdin = io.TextIOWrapper(
+            io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="surrogateescape"
+        )
+        sys.stdout = io.TextIOWrapper(
+            io.FileIO(1, "w", closefd=False),
+            encoding="utf-8",
+            errors="backslashreplace",
+            line_buffering=True,
+        )
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(2, "w", closefd=False),
+            encoding="utf-8",
+            errors="backslashreplace",
+            line_buffering=True,
+        )
+        setattr(sys, "__stdin__", sys.stdin)  # noqa: B010 - typeshed marks these final
+        setattr(sys, "__stdout__", sys.stdout)  # noqa: B010
+        setattr(sys, "__stderr__", sys.stderr)  # noqa: B010
         path = os.path.join(WORKDIR, filename)
         with open(path, "wb") as f:
             f.write(code)
-        code = code.decode("utf-8", "surrogateescape")
+        source = code.decode("utf-8", "surrogateescape")
         sys.argv = [path]
         sys.path[0] = WORKDIR
         main_module = types.ModuleType("__main__")
         main_module.__file__ = path
-        main_module.__builtins__ = __builtins__
+        setattr(main_module, "__builtins__", __builtins__)  # noqa: B010
         sys.modules["__main__"] = main_module  # pickle and multiprocessing look here
         sys.modules.pop("cellblock_runner", None)
     except BaseException:  # the sandbox is broken; report through the exit status
         os._exit(125)
     status = 0
     try:
-        compiled = compile(code, path, "exec")
+        compiled = compile(source, path, "exec")
         exec(compiled, main_module.__dict__)
     except SystemExit as exc:
         status = _exit_status(exc.code)
     except BaseException as exc:
         status = 1
         _print_exception(exc)
-    try:
-        threading._shutdown()  # wait for non-daemon threads, as interpreter exit does
-    except BaseException:
-        pass
-    try:
+    with contextlib.suppress(BaseException):
+        # wait for non-daemon threads, as interpreter exit does
+        threading._shutdown()  # type: ignore[attr-defined]
+    with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()
-    except BaseException:
-        pass
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(BaseException):
             stream.flush()
-        except BaseException:
-            pass
     os._exit(status)
 
 
-def _drop_to_sandbox_user():
+def _drop_to_sandbox_user() -> None:
     """Privilege-separated mode (used under gVisor, whose procfs and PID 1 do not shield a
     same-uid runner): the runner is root of the guest with only SETUID, SETGID, SETPCAP and
     KILL; the program becomes the sandbox user with an empty bounding set, so it can neither
@@ -242,19 +260,17 @@ def _drop_to_sandbox_user():
         os._exit(125)
 
 
-def _exit_status(code):
+def _exit_status(code: object) -> int:
     if code is None:
         return 0
     if isinstance(code, int):
         return code & 0xFF
-    try:
+    with contextlib.suppress(BaseException):
         sys.stderr.write(str(code) + "\n")
-    except BaseException:
-        pass
     return 1
 
 
-def _print_exception(exc):
+def _print_exception(exc: BaseException) -> None:
     try:
         tb = exc.__traceback__
         # drop the runner's own frame so the traceback starts in the user's file
@@ -265,7 +281,7 @@ def _print_exception(exc):
         os.write(2, b"cellblock: the program raised an exception\n")
 
 
-def _kill_everything_else():
+def _kill_everything_else() -> None:
     try:
         os.kill(-1, signal.SIGKILL)  # from PID 1: every other process of the sandbox
     except ProcessLookupError:
@@ -274,7 +290,7 @@ def _kill_everything_else():
         pass
 
 
-def _reap(block_until_none=False):
+def _reap(block_until_none: bool = False) -> None:
     while True:
         try:
             pid, _ = os.waitpid(-1, 0 if block_until_none else os.WNOHANG)
@@ -284,7 +300,9 @@ def _reap(block_until_none=False):
             return
 
 
-def run_program(chan, header, code, stdin_data, cgroup):
+def run_program(
+    chan: int, header: dict[str, Any], code: bytes, stdin_data: bytes, cgroup: _Cgroup
+) -> None:
     timeout = float(header["timeout_s"])
     caps = (int(header["stdout_cap"]), int(header["stderr_cap"]))
     filename = header.get("filename", "main.py")
@@ -358,7 +376,8 @@ def run_program(chan, header, code, stdin_data, cgroup):
         poll = 0.05 if exit_fd or main_status is not None else 0.002
         wait_for = max(0.0, min(deadline - now, poll))
         try:
-            readable, writable, _ = select.select(open_fds + watch_host + exit_fd, wfds, [], wait_for)
+            watched = open_fds + watch_host + exit_fd
+            readable, writable, _ = select.select(watched, wfds, [], wait_for)
         except InterruptedError:
             continue
         if exit_fd and exit_fd[0] in readable:
@@ -381,7 +400,7 @@ def run_program(chan, header, code, stdin_data, cgroup):
             room = capmap[fd] - len(buffers[fd])
             if room > 0:
                 buffers[fd] += chunk[:room]
-        if writable and pending is not None:
+        if writable and pending is not None and in_w is not None:
             try:
                 n = os.write(in_w, pending[:65536])
                 pending = pending[n:]
@@ -391,7 +410,7 @@ def run_program(chan, header, code, stdin_data, cgroup):
                 pending = None
             if pending is not None and not len(pending):
                 pending = None
-            if pending is None:
+            if pending is None and in_w is not None:
                 os.close(in_w)
                 in_w = None
 
@@ -412,7 +431,7 @@ def run_program(chan, header, code, stdin_data, cgroup):
     cpu_after = cgroup.cpu_ns()
     if cpu_before is not None and cpu_after is not None:
         cpu_time = (cpu_after - cpu_before) / 1e9
-        accounting = "cgroup-v%d" % cgroup.version
+        accounting = f"cgroup-v{cgroup.version}"
     else:
         cpu_time = _children_cpu() - ru_before
         accounting = "rusage"
@@ -421,29 +440,32 @@ def run_program(chan, header, code, stdin_data, cgroup):
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         accounting = "rusage"
 
-    _send(chan, {
-        "event": "result",
-        "exit_code": exit_code,
-        "signal": None if timed_out else sig,
-        "timed_out": timed_out,
-        "oom_killed": bool(oom_after is not None and oom_after > oom_before),
-        "duration_s": round(ended - started, 6),
-        "cpu_time_s": round(cpu_time, 6),
-        "peak_memory_bytes": peak,
-        "stdout": base64.b64encode(bytes(buffers[out_r])).decode(),
-        "stderr": base64.b64encode(bytes(buffers[err_r])).decode(),
-        "stdout_bytes": counts[out_r],
-        "stderr_bytes": counts[err_r],
-        "accounting": accounting,
-    })
+    _send(
+        chan,
+        {
+            "event": "result",
+            "exit_code": exit_code,
+            "signal": None if timed_out else sig,
+            "timed_out": timed_out,
+            "oom_killed": bool(oom_after is not None and oom_after > oom_before),
+            "duration_s": round(ended - started, 6),
+            "cpu_time_s": round(cpu_time, 6),
+            "peak_memory_bytes": peak,
+            "stdout": base64.b64encode(bytes(buffers[out_r])).decode(),
+            "stderr": base64.b64encode(bytes(buffers[err_r])).decode(),
+            "stdout_bytes": counts[out_r],
+            "stderr_bytes": counts[err_r],
+            "accounting": accounting,
+        },
+    )
 
 
-def _children_cpu():
+def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
 
 
-def main():
+def main() -> int:
     for sig in _IGNORED:
         signal.signal(sig, signal.SIG_IGN)
     _make_undumpable()
@@ -455,8 +477,16 @@ def main():
     os.close(devnull)
     idle = float(os.environ.get("CELLBLOCK_IDLE_S", "0") or 0)
     cgroup = _Cgroup()
-    _send(chan, {"event": "ready", "v": PROTOCOL, "pid": os.getpid(),
-                 "python": "%d.%d.%d" % sys.version_info[:3], "cgroup": cgroup.version})
+    _send(
+        chan,
+        {
+            "event": "ready",
+            "v": PROTOCOL,
+            "pid": os.getpid(),
+            "python": ".".join(map(str, sys.version_info[:3])),
+            "cgroup": cgroup.version,
+        },
+    )
     deadline = time.monotonic() + idle if idle > 0 else None
     header = _read_header(0, deadline)
     if header is None:

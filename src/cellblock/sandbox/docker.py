@@ -160,7 +160,7 @@ class DockerBackend(Backend):
                 Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
                 Ulimit(name="core", soft=0, hard=0),
             ],
-            "tmpfs": {"/work": work, "/tmp": tmp},
+            "tmpfs": {"/work": work, "/tmp": tmp},  # noqa: S108 - the sandbox's own /tmp
             "shm_size": limits.tmp_bytes,
             "ipc_mode": "private",
             "log_config": LogConfig(type="none"),  # a flood can never reach the host disk
@@ -360,7 +360,10 @@ class DockerCell(Cell):
         if timed_out:
             with contextlib.suppress(Exception):
                 api.kill(self.container_id)
-            status, error = Status.TIMEOUT, "the program did not end by its deadline; the host killed the sandbox"
+            status, error = (
+                Status.TIMEOUT,
+                "the program did not end by its deadline; the host killed the sandbox",
+            )
         else:
             oom = bool(stats.get("oom_kills"))
             status = Status.OOM if oom else Status.KILLED
@@ -474,7 +477,15 @@ def _decode_cut(data: bytes, truncated: bool) -> str:
         for cut in range(min(3, len(data)), 0, -1):
             tail = data[-cut:]
             lead = tail[0]
-            need = 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4 if lead >> 3 == 0b11110 else 0
+            need = (
+                2
+                if lead >> 5 == 0b110
+                else 3
+                if lead >> 4 == 0b1110
+                else 4
+                if lead >> 3 == 0b11110
+                else 0
+            )
             if need > cut:
                 data = data[:-cut]
                 break
@@ -512,11 +523,17 @@ def _host_cgroup_stats(container_id: str) -> dict[str, Any]:
             for line in (mem / "memory.oom_control").read_text().splitlines():
                 if line.startswith("oom_kill "):
                     stats["oom_kills"] = int(line.split()[1])
-    for cpu in (root / "cpuacct" / "docker" / container_id, root / "cpu,cpuacct" / "docker" / container_id):
+    for cpu in (
+        root / "cpuacct" / "docker" / container_id,
+        root / "cpu,cpuacct" / "docker" / container_id,
+    ):
         with contextlib.suppress(OSError, ValueError):
             stats["cpu_s"] = int((cpu / "cpuacct.usage").read_text()) / 1e9
             break
-    for v2 in (root / "system.slice" / f"docker-{container_id}.scope", root / "docker" / container_id):
+    for v2 in (
+        root / "system.slice" / f"docker-{container_id}.scope",
+        root / "docker" / container_id,
+    ):
         with contextlib.suppress(OSError, ValueError):
             stats["peak_memory"] = int((v2 / "memory.peak").read_text())
             for line in (v2 / "memory.events").read_text().splitlines():

@@ -10,7 +10,7 @@ from cellblock.sandbox.interface import Backend, Limits, RunRequest
 
 # Runs inside the sandbox. It prints one JSON object of facts; the host judges them, so that a
 # broken probe can never report success by itself.
-PROBE = r'''
+PROBE = r"""
 import ctypes, errno, json, os, socket
 facts = {}
 def status_field(name):
@@ -80,7 +80,7 @@ for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin"):
     except OSError:
         pass
 print(json.dumps(facts))
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,21 @@ class Check:
 def judge(facts: dict[str, Any], limits: Limits) -> list[Check]:
     """Turn the probe's facts into pass/fail checks against the promised hardening."""
     checks = [
-        Check("non-root user", facts.get("uid") not in (0, None) and facts.get("euid") != 0,
-              f"uid={facts.get('uid')}"),
-        Check("no effective capabilities", _hex_zero(facts.get("cap_eff")),
-              f"CapEff={facts.get('cap_eff')}"),
-        Check("no-new-privileges", facts.get("no_new_privs") == "1",
-              f"NoNewPrivs={facts.get('no_new_privs')}"),
+        Check(
+            "non-root user",
+            facts.get("uid") not in (0, None) and facts.get("euid") != 0,
+            f"uid={facts.get('uid')}",
+        ),
+        Check(
+            "no effective capabilities",
+            _hex_zero(facts.get("cap_eff")),
+            f"CapEff={facts.get('cap_eff')}",
+        ),
+        Check(
+            "no-new-privileges",
+            facts.get("no_new_privs") == "1",
+            f"NoNewPrivs={facts.get('no_new_privs')}",
+        ),
     ]
     io_uring = facts.get("io_uring") or {}
     if limits.runtime == "runsc":
@@ -109,27 +118,56 @@ def judge(facts: dict[str, Any], limits: Limits) -> list[Check]:
         # under its own host seccomp filter: the program's io_uring never reaches the host kernel.
         # Seccomp reads 0 inside for that reason. Checked here: the program is not on the host
         # kernel at all (gVisor identifies itself in /proc/version).
-        checks.append(Check("system calls served by gVisor", facts.get("gvisor") is True,
-                            f"kernel log says gVisor: {facts.get('gvisor')}"))
+        checks.append(
+            Check(
+                "system calls served by gVisor",
+                facts.get("gvisor") is True,
+                f"kernel log says gVisor: {facts.get('gvisor')}",
+            )
+        )
     else:
-        checks.append(Check("seccomp filter mode", facts.get("seccomp") == "2",
-                            f"Seccomp={facts.get('seccomp')}"))
-        checks.append(Check("io_uring refused", io_uring.get("rc", 0) < 0
-                            and io_uring.get("errno") == "EPERM",
-                            f"rc={io_uring.get('rc')} errno={io_uring.get('errno')}"))
+        checks.append(
+            Check(
+                "seccomp filter mode",
+                facts.get("seccomp") == "2",
+                f"Seccomp={facts.get('seccomp')}",
+            )
+        )
+        checks.append(
+            Check(
+                "io_uring refused",
+                io_uring.get("rc", 0) < 0 and io_uring.get("errno") == "EPERM",
+                f"rc={io_uring.get('rc')} errno={io_uring.get('errno')}",
+            )
+        )
     checks += [
-        Check("only loopback network", facts.get("interfaces") in (["lo"], []),
-              f"interfaces={facts.get('interfaces')}"),
-        Check("outbound connections fail", facts.get("outbound_tcp") != "connected",
-              f"connect -> {facts.get('outbound_tcp')}"),
-        Check("read-only root", facts.get("root_writable") in ("EROFS", "EACCES"),
-              f"write /usr -> {facts.get('root_writable')}"),
-        Check("work directory writable", facts.get("work_writable") is True,
-              f"/work -> {facts.get('work_writable')}"),
+        Check(
+            "only loopback network",
+            facts.get("interfaces") in (["lo"], []),
+            f"interfaces={facts.get('interfaces')}",
+        ),
+        Check(
+            "outbound connections fail",
+            facts.get("outbound_tcp") != "connected",
+            f"connect -> {facts.get('outbound_tcp')}",
+        ),
+        Check(
+            "read-only root",
+            facts.get("root_writable") in ("EROFS", "EACCES"),
+            f"write /usr -> {facts.get('root_writable')}",
+        ),
+        Check(
+            "work directory writable",
+            facts.get("work_writable") is True,
+            f"/work -> {facts.get('work_writable')}",
+        ),
         _memory_check(facts, limits),
         Check("no engine socket", not facts.get("sockets"), f"found={facts.get('sockets')}"),
-        Check("no setuid/setgid files", not facts.get("setuid_files"),
-              f"found={facts.get('setuid_files')}"),
+        Check(
+            "no setuid/setgid files",
+            not facts.get("setuid_files"),
+            f"found={facts.get('setuid_files')}",
+        ),
     ]
     return checks
 
@@ -137,14 +175,20 @@ def judge(facts: dict[str, Any], limits: Limits) -> list[Check]:
 def _memory_check(facts: dict[str, Any], limits: Limits) -> Check:
     if limits.runtime == "runsc":
         # gVisor sizes its guest memory from the container's limit
-        return Check("memory limit", facts.get("mem_total") == limits.memory_bytes,
-                     f"MemTotal={facts.get('mem_total')} expected {limits.memory_bytes}")
-    return Check("memory limit", _int(facts.get("memory_limit")) == limits.memory_bytes,
-                 f"limit={facts.get('memory_limit')} expected {limits.memory_bytes}")
+        return Check(
+            "memory limit",
+            facts.get("mem_total") == limits.memory_bytes,
+            f"MemTotal={facts.get('mem_total')} expected {limits.memory_bytes}",
+        )
+    return Check(
+        "memory limit",
+        _int(facts.get("memory_limit")) == limits.memory_bytes,
+        f"limit={facts.get('memory_limit')} expected {limits.memory_bytes}",
+    )
 
 
 # Tries to start twice the pids limit of threads; the limit must stop it (or end the sandbox).
-PIDS_PROBE = r'''
+PIDS_PROBE = r"""
 import threading
 ev = threading.Event()
 started = 0
@@ -156,18 +200,24 @@ except RuntimeError:
     pass
 ev.set()
 print(started)
-'''
+"""
 
 
 def pids_check(backend: Backend, limits: Limits) -> Check:
     result = backend.run(RunRequest(PIDS_PROBE.replace("LIMIT", str(limits.pids)), limits=limits))
     started = _int(result.stdout.strip())
     if started is not None and result.exit_code == 0:
-        return Check("pids limit", started < limits.pids,
-                     f"started {started} threads under a limit of {limits.pids}")
+        return Check(
+            "pids limit",
+            started < limits.pids,
+            f"started {started} threads under a limit of {limits.pids}",
+        )
     ended = result.status.value in ("killed", "error") and started is None
-    return Check("pids limit", ended,
-                 f"the sandbox ended ({result.status.value}) before exceeding {limits.pids}")
+    return Check(
+        "pids limit",
+        ended,
+        f"the sandbox ended ({result.status.value}) before exceeding {limits.pids}",
+    )
 
 
 def _hex_zero(value: Any) -> bool:
@@ -187,8 +237,13 @@ def _int(value: Any) -> int | None:
 def run_probe(backend: Backend, limits: Limits) -> tuple[list[Check], dict[str, Any]]:
     result = backend.run(RunRequest(PROBE, limits=limits))
     if result.exit_code != 0:
-        return [Check("probe ran", False, f"status={result.status.value} {result.stderr[-300:]}")], {}
+        return [
+            Check("probe ran", False, f"status={result.status.value} {result.stderr[-300:]}")
+        ], {}
     facts: dict[str, Any] = json.loads(result.stdout)
-    checks = [Check("probe ran", True, f"in {result.duration_s * 1000:.0f} ms"), *judge(facts, limits)]
+    checks = [
+        Check("probe ran", True, f"in {result.duration_s * 1000:.0f} ms"),
+        *judge(facts, limits),
+    ]
     checks.append(pids_check(backend, limits))
     return checks, facts

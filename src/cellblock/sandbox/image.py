@@ -233,7 +233,12 @@ def _has_image(client: Any, ref: str) -> bool:
 
 
 def _obtain_base(
-    client: Any, say: Progress, *, try_pull: bool, mirror: str | None, suite: str | None,
+    client: Any,
+    say: Progress,
+    *,
+    try_pull: bool,
+    mirror: str | None,
+    suite: str | None,
     force: bool,
 ) -> str:
     import docker.errors
@@ -251,7 +256,9 @@ def _obtain_base(
             say(f"pulled {SLIM_BASE}")
             return SLIM_BASE
         except docker.errors.APIError as exc:
-            say(f"cannot pull {SLIM_BASE} ({str(exc.explanation or exc)[:120]}); bootstrapping from Debian")
+            say(
+                f"cannot pull {SLIM_BASE} ({str(exc.explanation or exc)[:120]}); bootstrapping from Debian"
+            )
     _bootstrap_debian(client, say, mirror=mirror, suite=suite)
     return BASE_IMPORT_TAG
 
@@ -305,7 +312,9 @@ def _install_mmdebstrap(say: Progress) -> str:
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "mmdebstrap"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0 and cmd[1] == "install":
-            raise ImageBuildError(f"apt-get install mmdebstrap failed: {proc.stderr.strip()[-300:]}")
+            raise ImageBuildError(
+                f"apt-get install mmdebstrap failed: {proc.stderr.strip()[-300:]}"
+            )
     tool = shutil.which("mmdebstrap")
     if not tool:
         raise ImageBuildError("mmdebstrap was installed but is not on PATH")

@@ -16,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from cellblock.sandbox.errors import InvalidLimitsError
@@ -95,11 +95,14 @@ class Limits:
         number("max_code_bytes", 1, 256 * MIB, integer=True)
         if self.runtime not in RUNTIMES:
             raise InvalidLimitsError(
-                "runtime", f"unknown runtime {self.runtime!r}; expected one of {', '.join(RUNTIMES)}"
+                "runtime",
+                f"unknown runtime {self.runtime!r}; expected one of {', '.join(RUNTIMES)}",
             )
         for flag in ("read_only_root", "no_new_privileges"):
             if not isinstance(getattr(self, flag), bool):
-                raise InvalidLimitsError(flag, f"expected true or false, got {getattr(self, flag)!r}")
+                raise InvalidLimitsError(
+                    flag, f"expected true or false, got {getattr(self, flag)!r}"
+                )
         if self.seccomp not in SECCOMP_PROFILES:
             raise InvalidLimitsError(
                 "seccomp",
@@ -155,7 +158,7 @@ class Limits:
         return cls(**dict(data))
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """What happened, in one word. Precedence: timeout > oom > killed > error > output_truncated."""
 
     OK = "ok"
@@ -183,7 +186,9 @@ class RunRequest:
                 f"the program is {size} bytes, above the limit of {self.limits.max_code_bytes}",
             )
         if "/" in self.filename or self.filename in ("", ".", ".."):
-            raise InvalidLimitsError("filename", f"must be a plain file name, got {self.filename!r}")
+            raise InvalidLimitsError(
+                "filename", f"must be a plain file name, got {self.filename!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,9 @@ class AuditLog:
 
     def _load(self) -> None:
         self._release_live()
+        for name in os.listdir(self._dir):
+            if name.startswith("seg-") and ".tmp" in name:
+                os.unlink(self._dir / name)  # a temporary file of an interrupted rotation
         segs = list_segments(self._dir)
         live = sorted(s for s, kinds in segs.items() if "jsonl" in kinds)
         if not live:

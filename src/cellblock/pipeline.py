@@ -163,6 +163,7 @@ class Pipeline:
         audit_dir: Path | None = None,
         progress: Progress | None = None,
         env: Mapping[str, str] | None = None,
+        use_pool: bool | None = None,
     ) -> None:
         if isinstance(policy, LoadedPolicy):
             self.loaded: LoadedPolicy | None = policy
@@ -176,6 +177,9 @@ class Pipeline:
         self._owns_backend = backend is None
         self._progress = progress
         self._pool: Pool | None = None
+        # None follows the policy; a one-shot caller (the CLI) passes False: a pool only pays
+        # off when the same pipeline runs many programs
+        self._use_pool = use_pool
         self._lock = threading.Lock()
         self._owns_log = audit_log is None
         self.audit = audit_log if audit_log is not None else self._open_audit(audit_dir, env)
@@ -209,7 +213,8 @@ class Pipeline:
             return self._backend
 
     def _pool_for(self) -> Pool | None:
-        if not self.policy.pool.enabled or self.policy.pool.size < 1:
+        enabled = self.policy.pool.enabled if self._use_pool is None else self._use_pool
+        if not enabled or self.policy.pool.size < 1:
             return None
         with self._lock:
             if self._pool is None:

@@ -287,3 +287,20 @@ def test_full_audit_disk_blocks_execution(tmp_path: Path, audit_env, docker_clie
         assert events == []
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_pipeline_uses_the_warm_pool_when_the_policy_enables_it(tmp_path: Path, audit_env, backend) -> None:  # type: ignore[no-untyped-def]
+    audit_dir, key, pub = audit_env
+    policy = policy_file(tmp_path, "standard", audit_dir, key)
+    assert load_policy(str(policy)).policy.pool.enabled
+    with Pipeline(str(policy), backend=backend) as pipeline:
+        pipeline.warm()
+        first = pipeline.execute("print('one')")
+        second = pipeline.execute("print('two')")
+    assert first.execution is not None and second.execution is not None
+    assert first.execution.pooled and second.execution.pooled
+    assert (first.execution.stdout, second.execution.stdout) == ("one\n", "two\n")
+    assert first.execution.container_id != second.execution.container_id
+    finished = [r["payload"] for r in records(audit_dir) if r["type"] == "execution.finished"]
+    assert [f["pooled"] for f in finished] == [True, True]
+    assert verify(audit_dir, trust_root=pub).ok

@@ -137,6 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.policy,
         progress=_stderr_progress,
         audit_dir=Path(args.audit_dir) if args.audit_dir else None,
+        use_pool=False,  # one program: a pool would only start containers to throw away
     ) as pipeline:
         result = pipeline.execute(
             code,

@@ -72,6 +72,15 @@ def policy_file(tmp_path: Path, preset: str, audit_dir: Path, key: Path, **extra
     return path
 
 
+def containers_created(client, since_ns: int, until_ns: int) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    """Containers this process created on the engine between two instants (engine events)."""
+    events = client.events(
+        since=since_ns // 1_000_000_000 - 1, until=until_ns // 1_000_000_000 + 1, decode=True,
+        filters={"type": "container", "event": "create", "label": f"cellblock.owner_pid={os.getpid()}"},
+    )
+    return [e for e in events if since_ns <= int(e.get("timeNano", 0)) <= until_ns]
+
+
 def records(audit_dir: Path) -> list[dict]:  # type: ignore[type-arg]
     out = []
     for seg in sorted(audit_dir.glob("seg-*.jsonl")):
@@ -166,26 +175,20 @@ def test_critical_is_blocked_and_never_reaches_the_engine(
 ) -> None:  # type: ignore[no-untyped-def]
     audit_dir, key, pub = audit_env
     policy = policy_file(tmp_path, "strict", audit_dir, key)
-    since = int(time.time()) - 1
+    since = time.time_ns()
     code = "import ctypes\nctypes.CDLL(None).system(b'id')\n"
     result = execute(code, policy=str(policy))
-    until = int(time.time()) + 1
+    until = time.time_ns()
     assert result.status == "blocked" and result.execution is None
     assert result.assessment is not None and result.assessment.level.value == "critical"
     assert any(f.category == "ffi" for f in result.assessment.findings)
-    events = list(
-        docker_client.events(
-            since=since,
-            until=until,
-            decode=True,
-            filters={
-                "type": "container",
-                "event": "create",
-                "label": f"cellblock.owner_pid={os.getpid()}",
-            },
-        )
-    )
-    assert events == []
+    assert containers_created(docker_client, since, until) == []
+    # the same check does see the container of a run that is allowed
+    since = time.time_ns()
+    allowed = execute("print('fine')", policy=str(policy))
+    until = time.time_ns()
+    assert allowed.execution is not None
+    assert len(containers_created(docker_client, since, until)) == 1
     assert run_records(audit_dir, result.run_id) == ["assessment", "decision"]
     assert verify(audit_dir, trust_root=pub).ok
 
@@ -266,25 +269,13 @@ def test_full_audit_disk_blocks_execution(tmp_path: Path, audit_env, docker_clie
                 pass
             finally:
                 os.close(fd)
-            since = int(time.time()) - 1
+            since = time.time_ns()
             with pytest.raises(AuditUnavailableError, match="no code"):
                 pipeline.execute("print('must not run')\n" + "x = 1\n" * 2000)
-            until = int(time.time()) + 1
+            until = time.time_ns()
             with pytest.raises(AuditUnavailableError, match="closing checkpoint"):
                 pipeline.close()
-        events = list(
-            docker_client.events(
-                since=since,
-                until=until,
-                decode=True,
-                filters={
-                    "type": "container",
-                    "event": "create",
-                    "label": f"cellblock.owner_pid={os.getpid()}",
-                },
-            )
-        )
-        assert events == []
+        assert containers_created(docker_client, since, until) == []
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 

@@ -183,3 +183,14 @@ def test_pool_runs_concurrently_from_threads(backend: Backend) -> None:
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(8)]
     assert all(r.status is Status.OK for r in results)
     assert len({r.container_id for r in results}) == 8
+
+
+def test_pool_skips_a_cell_whose_container_died(backend: DockerBackend) -> None:
+    with Pool(backend, size=1, workers=1) as pool:
+        pool.warm(Limits(), wait=True)
+        cell = pool._queues[Limits()].ready[0][1]
+        backend.client.api.kill(cell.container_id)  # type: ignore[attr-defined]
+        assert wait_until(lambda: not cell.alive, timeout=10)
+        result = pool.run(RunRequest("print('fresh')", limits=Limits()))
+        assert result.status is Status.OK and result.stdout == "fresh\n"
+        assert result.container_id != cell.container_id  # type: ignore[attr-defined]

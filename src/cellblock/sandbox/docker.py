@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import select
 import socket
 import struct
 import threading
@@ -256,7 +257,16 @@ class DockerCell(Cell):
 
     @property
     def alive(self) -> bool:
-        return not self._used and self._sock is not None
+        """Unused, and its runner still there: the engine closes the stream when it exits."""
+        if self._used or self._sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([self._sock], [], [], 0)
+            if readable and not self._sock.recv(1, socket.MSG_PEEK):
+                return False  # end of stream: the container is gone
+        except OSError:
+            return False
+        return True
 
     def discard(self) -> None:
         self._used = True

@@ -149,15 +149,17 @@ def split_line(line: bytes) -> tuple[str, bytes]:
 
 
 _FIELDS: Final = ("log", "payload", "prev", "seq", "ts", "type", "v")
+_FIELDSET: Final = frozenset(_FIELDS)
+_decode = json.JSONDecoder().decode
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
     """Parse record bytes into a dict and check field presence and types."""
     try:
-        rec = json.loads(body)
+        rec = _decode(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise LineError("malformed", f"record is not valid JSON: {exc}") from None
-    if type(rec) is not dict or len(rec) != 7 or any(k not in rec for k in _FIELDS):
+    if type(rec) is not dict or rec.keys() != _FIELDSET:
         raise LineError("malformed", "record does not have exactly the fields " + ",".join(_FIELDS))
     if rec["v"] != FORMAT_VERSION:
         raise LineError("malformed", f"unsupported record format version {rec['v']!r}")

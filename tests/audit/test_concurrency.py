@@ -105,6 +105,8 @@ def test_sigkill_crash_injection(env: Env) -> None:
         assert p.stdout is not None
         first = p.stdout.readline()
         assert first.startswith("recoveries"), p.stderr.read() if p.stderr else ""
+        ack = p.stdout.readline().split()  # at least one ack per round, even on a slow machine
+        acked[int(ack[0])] = ack[1]
         time.sleep(rng.uniform(0.005, 0.12))
         p.send_signal(signal.SIGKILL)
         out, _ = p.communicate()

@@ -55,36 +55,50 @@ def parse_ts(ts: str) -> float:
     return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
-def _simple(value: Any, depth: int = 0) -> bool:
+def _simple(value: Any) -> bool:
     """True when ``json.dumps`` output is already RFC 8785 canonical for ``value``.
 
     That holds for str/bool/None/safe ints/lists/dicts with ASCII keys (Python sorts keys by code
     point, RFC 8785 by UTF-16 unit: they agree on ASCII). Floats take the slow, exact path.
+    Iterative, because this runs on every append.
     """
-    if depth > 64:
-        return False
-    t = type(value)
-    if t is str or value is None or t is bool:
-        return True
-    if t is int:
-        return bool(-_SAFE_INT <= value <= _SAFE_INT)
-    if t is dict:
-        return all(
-            type(k) is str and k.isascii() and _simple(v, depth + 1) for k, v in value.items()
-        )
-    if t is list or t is tuple:
-        return all(_simple(v, depth + 1) for v in value)
-    return False
+    stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    seen = 0
+    while stack:
+        v = pop()
+        seen += 1
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if not -_SAFE_INT <= v <= _SAFE_INT:
+                return False
+        elif t is dict:
+            for k, x in v.items():
+                if type(k) is not str or not k.isascii():
+                    return False
+                push(x)
+        elif t is list or t is tuple:
+            extend(v)
+        else:
+            return False
+        if seen > 100_000:
+            return False  # pathological nesting: let rfc8785 decide
+    return True
+
+
+_ENCODER: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=True
+)
 
 
 def canonical(value: Any) -> bytes:
     """RFC 8785 canonical JSON; ValueError when the value cannot be represented."""
     if _simple(value):
         try:
-            return json.dumps(
-                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            ).encode("utf-8")
-        except (UnicodeEncodeError, ValueError) as exc:
+            return _ENCODER.encode(value).encode("utf-8")
+        except (UnicodeEncodeError, ValueError, RecursionError) as exc:
             raise ValueError(f"payload is not representable as canonical JSON: {exc}") from None
     try:
         out: bytes = rfc8785.dumps(value)

@@ -54,6 +54,9 @@ DEFAULT_ROTATE_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_ROTATE_AGE_S: Final = 86400.0
 
 
+_CP_TYPE: Final = canonical(T_CHECKPOINT)
+
+
 class AuditRecordError(AuditError, ValueError):
     """The event given to append() cannot be recorded (bad type or non-JSON payload)."""
 
@@ -145,6 +148,7 @@ class AuditLog:
         self._witness_error: str | None = None
         self._pending_witness: Checkpoint | None = None
         self._lock_fd = -1
+        self._type_cache: dict[str, bytes] = {}
         self._fd = -1
         self._live_first = 0
         self._end = 0
@@ -409,8 +413,12 @@ class AuditLog:
         if not isinstance(payload, Mapping):
             raise AuditRecordError("payload must be a mapping")
         try:
-            payload_c = canonical(dict(payload))
-            type_c = canonical(type)
+            payload_c = canonical(payload if isinstance(payload, dict) else dict(payload))
+            type_c = self._type_cache.get(type)
+            if type_c is None:
+                type_c = canonical(type)
+                if len(self._type_cache) < 1024:
+                    self._type_cache[type] = type_c
         except ValueError as exc:
             raise AuditRecordError(str(exc)) from None
         p = _Pending(type_c, payload_c, self._durable if durable is None else durable)
@@ -506,7 +514,7 @@ class AuditLog:
         lines: list[bytes] = []
         refs: list[RecordRef] = []
         cps: list[dict[str, Any]] = []
-        cp_type = canonical(T_CHECKPOINT)
+        cp_type = _CP_TYPE
 
         def add(type_c: bytes, payload_c: bytes) -> RecordRef:
             nonlocal seq, head

@@ -77,42 +77,44 @@ def _send(chan: int, message: dict[str, Any]) -> None:
         view = view[n:]
 
 
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
-    chunks = []
-    while n > 0:
+class _Request:
+    """Buffered reads of the request from stdin: one read per chunk, never per byte."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _fill(self, deadline: float | None) -> bool:
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
-            ready, _, _ = select.select([fd], [], [], remaining)
+                return False
+            ready, _, _ = select.select([self.fd], [], [], remaining)
             if not ready:
-                return None
-        chunk = os.read(fd, min(n, 1 << 20))
+                return False
+        chunk = os.read(self.fd, 1 << 20)
         if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
+            return False
+        self.buf += chunk
+        return True
 
+    def header(self, deadline: float | None) -> dict[str, Any] | None:
+        while b"\n" not in self.buf:
+            if len(self.buf) > 65536 or not self._fill(deadline):
+                return None
+        nl = self.buf.index(b"\n")
+        line = bytes(self.buf[:nl])
+        del self.buf[: nl + 1]
+        header: dict[str, Any] = json.loads(line)
+        return header
 
-def _read_header(fd: int, deadline: float | None) -> dict[str, Any] | None:
-    buf = b""
-    while b"\n" not in buf:
-        if len(buf) > 65536:
-            return None
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+    def exact(self, n: int, deadline: float | None) -> bytes | None:
+        while len(self.buf) < n:
+            if not self._fill(deadline):
                 return None
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                return None
-        chunk = os.read(fd, 1)  # byte by byte: never read past the header into the code
-        if not chunk:
-            return None
-        buf += chunk
-    header: dict[str, Any] = json.loads(buf)
-    return header
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
 
 
 class _Cgroup:
@@ -488,15 +490,16 @@ def main() -> int:
         },
     )
     deadline = time.monotonic() + idle if idle > 0 else None
-    header = _read_header(0, deadline)
+    request = _Request(0)
+    header = request.header(deadline)
     if header is None:
         return 0  # idle timeout or the host went away: leave quietly
     if header.get("v") != PROTOCOL:
         _send(chan, {"event": "error", "message": "protocol version mismatch"})
         return 2
-    code = _read_exact(0, int(header["code_len"]), time.monotonic() + 30)
+    code = request.exact(int(header["code_len"]), time.monotonic() + 30)
     stdin_len = int(header.get("stdin_len", 0))
-    stdin_data = _read_exact(0, stdin_len, time.monotonic() + 30) if stdin_len else b""
+    stdin_data = request.exact(stdin_len, time.monotonic() + 30) if stdin_len else b""
     if code is None or stdin_data is None:
         _send(chan, {"event": "error", "message": "request truncated"})
         return 2

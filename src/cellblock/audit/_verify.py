@@ -62,7 +62,7 @@ class VerificationNotPossible(AuditError):
     exit_code = 2
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     offset: int
     stored: str | None

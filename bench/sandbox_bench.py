@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import dataclasses
 import importlib
-import inspect
 import sys
 import tempfile
 import time
@@ -253,19 +252,21 @@ def pipeline_variant(execute: Any, pool: Pool, workdir: Path) -> Any:
             "pool": policy.pool.model_copy(update={"enabled": True}),
         }
     )
-    params = inspect.signature(execute).parameters
-    kwargs: dict[str, Any] = {"policy": policy}
-    if "pool" in params:
-        kwargs["pool"] = pool
-    print(f"pipeline: {execute.__module__}.{execute.__qualname__}{inspect.signature(execute)}")
+    # A long-lived Pipeline, as an agent loop uses it: one policy, one open audit log, one pool.
+    from cellblock.pipeline import Pipeline
+
+    pipeline = Pipeline(policy, backend=pool.backend)
+    pipeline.warm()
+    print("pipeline: cellblock.Pipeline(policy).execute(code) with its own warm pool")
 
     def run() -> None:
-        result = execute(PRINT1, **kwargs)
-        inner = getattr(result, "execution", None) or getattr(result, "result", None) or result
+        result = pipeline.execute(PRINT1)
+        inner = result.execution
         stdout = getattr(inner, "stdout", "")
         if str(stdout).strip() != "1":
             raise RuntimeError(f"pipeline returned {result!r}")
 
+    run.close = pipeline.close  # type: ignore[attr-defined]
     return run
 
 

@@ -295,3 +295,16 @@ def test_pipeline_uses_the_warm_pool_when_the_policy_enables_it(tmp_path: Path, 
     finished = [r["payload"] for r in records(audit_dir) if r["type"] == "execution.finished"]
     assert [f["pooled"] for f in finished] == [True, True]
     assert verify(audit_dir, trust_root=pub).ok
+
+
+def test_a_coding_cookie_cannot_hide_code_from_the_assessment(tmp_path: Path, audit_env) -> None:  # type: ignore[no-untyped-def]
+    # found by a red-team review: with the cookie left in the text, the analyzers decoded the
+    # UTF-8 bytes as UTF-7 ('+ACM-' became '#') while the sandbox ran the call
+    audit_dir, key, pub = audit_env
+    policy = policy_file(tmp_path, "strict", audit_dir, key)
+    program = b'# -*- coding: utf-7 -*-\nACM = 0\nx = 1 +-ACM- __import__("os").system("id")\n'
+    for code in (program, program.decode("utf-7")):
+        result = execute(code, policy=str(policy))
+        assert result.status == "blocked", result.assessment
+        assert result.assessment is not None
+        assert any("os.system" in f.message for f in result.assessment.findings)

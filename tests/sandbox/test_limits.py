@@ -151,6 +151,7 @@ def test_cut_never_splits_a_character() -> None:
 
 
 def test_decode_source_honours_coding_cookie_and_rejects_garbage() -> None:
+    assert "coding" not in decode_source("# -*- coding: utf-7 -*-\nx = 1\n").splitlines()[0]
     latin = "# -*- coding: latin-1 -*-\nprint('caf\xe9')\n".encode("latin-1")
     assert "café" in decode_source(latin)
     with pytest.raises(SourceDecodeError, match="not valid source text"):
@@ -189,3 +190,15 @@ def test_seccomp_profile_refuses_the_dangerous_calls() -> None:
         "mount",
     ):
         assert name not in allowed
+
+
+def test_shipped_seccomp_profile_is_what_the_generator_writes() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    generated = subprocess.run([sys.executable, str(root / "scripts" / "gen_seccomp.py")],
+                               capture_output=True, text=True, check=True).stdout
+    shipped = (root / "src" / "cellblock" / "sandbox" / "seccomp.json").read_text()
+    assert json.loads(generated) == json.loads(shipped)

@@ -246,10 +246,10 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
 
 
 def _drop_to_sandbox_user() -> None:
-    """Privilege-separated mode (used under gVisor, whose procfs and PID 1 do not shield a
-    same-uid runner): the runner is root of the guest with only SETUID, SETGID, SETPCAP and
-    KILL; the program becomes the sandbox user with an empty bounding set, so it can neither
-    signal the runner nor open its /proc entries."""
+    """Privilege separation: the runner is root of the container with only SETUID, SETGID,
+    SETPCAP and KILL; the program becomes the sandbox user with no capabilities and an empty
+    bounding set, so it can neither signal, renice, prlimit nor open the /proc entries of the
+    runner, on runc and on gVisor alike (gVisor does not shield a same-uid PID 1 at all)."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -283,13 +283,15 @@ def _print_exception(exc: BaseException) -> None:
         os.write(2, b"cellblock: the program raised an exception\n")
 
 
-def _kill_everything_else() -> None:
+def _kill_everything_else() -> bool:
+    """SIGKILL every other process of the sandbox; False when none was left."""
     try:
         os.kill(-1, signal.SIGKILL)  # from PID 1: every other process of the sandbox
     except ProcessLookupError:
-        pass
+        return False
     except OSError:
         pass
+    return True
 
 
 def _reap(block_until_none: bool = False) -> None:
@@ -340,6 +342,7 @@ def run_program(
     timed_out = False
     main_exit_at = None
     watch_host = [0] if header.get("watch_host", True) else []
+    quiet_since: float | None = None
     try:
         exit_fd = [os.pidfd_open(pid)]  # readable when the program exits: no polling delay
     except (AttributeError, OSError):
@@ -358,9 +361,17 @@ def run_program(
                 exit_fd = []
         if main_status is not None:
             # again on every pass: a process that was mid-fork at the first kill is caught now
-            _kill_everything_else()
+            anyone_left = _kill_everything_else()
             _reap()
             if not open_fds:
+                break
+            if anyone_left:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since > 0.1:
+                # nobody is left to write, yet a pipe has no EOF: a descriptor is parked
+                # somewhere (an SCM_RIGHTS cycle in gVisor); do not wait for the deadline
                 break
         if now >= deadline and main_status is None:
             timed_out = True
@@ -399,6 +410,7 @@ def run_program(
                 os.close(fd)
                 continue
             counts[fd] += len(chunk)
+            quiet_since = None
             room = capmap[fd] - len(buffers[fd])
             if room > 0:
                 buffers[fd] += chunk[:room]

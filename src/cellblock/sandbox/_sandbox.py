@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import tokenize
 from types import TracebackType
@@ -16,19 +17,34 @@ if TYPE_CHECKING:
     from cellblock.sandbox.pool import Pool
 
 
+# PEP 263: a comment-only line among the first two that declares the encoding
+_COOKIE = re.compile(r"^([ \t\f]*#.*?)(coding[:=])([ \t]*[-\w.]+)", re.ASCII)
+
+
 def decode_source(code: str | bytes, *, name: str = "<program>") -> str:
-    """Source text from bytes, honouring a PEP 263 coding cookie and a UTF-8 BOM."""
+    """Source text from bytes, honouring a PEP 263 coding cookie and a UTF-8 BOM.
+
+    The text that comes out is what every later step sees: the analyzers get it as UTF-8 bytes
+    and the sandbox compiles it as text. A coding cookie left in it would make a tool that reads
+    bytes decode it differently (``coding: utf-7`` turns ``+ACM-`` into ``#``, hiding code from
+    the assessment), so every cookie is neutralised once the text is decoded.
+    """
     if isinstance(code, str):
-        return code
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(code).readline)
-        text = code.decode(encoding)
-    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
-        raise SourceDecodeError(
-            f"{name} is not valid source text ({exc}); save it as UTF-8 or declare its "
-            "encoding with a `# -*- coding: ... -*-` line"
-        ) from exc
-    return text.removeprefix("\ufeff")
+        text = code
+    else:
+        try:
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(code).readline)
+            text = code.decode(encoding)
+        except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
+            raise SourceDecodeError(
+                f"{name} is not valid source text ({exc}); save it as UTF-8 or declare its "
+                "encoding with a `# -*- coding: ... -*-` line"
+            ) from exc
+    text = text.removeprefix("\ufeff")
+    lines = text.split("\n", 2)
+    for i in range(min(2, len(lines))):
+        lines[i] = _COOKIE.sub(r"\1decoded-from\3", lines[i])
+    return "\n".join(lines)
 
 
 def default_backend(*, auto_build: bool = True, progress: Progress | None = None) -> Backend:

@@ -48,7 +48,11 @@ PROTOCOL = 1
 HOST_GRACE_S = 0.75
 RUNNER_STDERR_CAP = 64 * 1024
 RUNSC_HOST_THREADS = 128
-RUNSC_RUNNER_CAPS = ("SETUID", "SETGID", "SETPCAP", "KILL")
+# The runner's only capabilities. It runs as root of the container so that the program, which it
+# drops to the sandbox user with an empty bounding set, does not share its uid: with a shared uid
+# the program could prlimit() or renice PID 1 (found by a red-team review) and change what the
+# runner reports or when. The runner parses nothing but the host's request.
+RUNNER_CAPS = ("SETUID", "SETGID", "SETPCAP", "KILL")
 
 
 def seccomp_profile() -> str:
@@ -152,6 +156,7 @@ class DockerBackend(Backend):
             "auto_remove": True,
             "read_only": limits.read_only_root,
             "cap_drop": ["ALL"],
+            "cap_add": list(RUNNER_CAPS),
             "security_opt": self.security_opt(limits),
             "pids_limit": limits.pids,
             "mem_limit": limits.memory_bytes,
@@ -178,11 +183,6 @@ class DockerBackend(Backend):
             kwargs["ulimits"].append(Ulimit(name="nproc", soft=nproc, hard=nproc))
             # the host pids cgroup then bounds gVisor's own (Go) threads, which need headroom
             kwargs["pids_limit"] = limits.pids + RUNSC_HOST_THREADS
-            # gVisor does not shield a same-uid PID 1 (signals, /proc/1/*), so the runner runs as
-            # the guest's root with only these capabilities and drops the program to the sandbox
-            # user with an empty bounding set. Guest root is not host root: gVisor's kernel is
-            # the boundary, and no-new-privileges still applies.
-            kwargs["cap_add"] = list(RUNSC_RUNNER_CAPS)
         return api.create_host_config(**kwargs)
 
     def security_opt(self, limits: Limits) -> list[str]:
@@ -221,7 +221,7 @@ class DockerCell(Cell):
             config = api.create_container_config(
                 image=backend.image_id,
                 command=None,
-                user="0:0" if limits.runtime == "runsc" else f"{SANDBOX_UID}:{SANDBOX_UID}",
+                user="0:0",  # the runner; the program always runs as SANDBOX_UID (see RUNNER_CAPS)
                 stdin_open=True,
                 tty=False,
                 network_disabled=True,

@@ -6,7 +6,8 @@ The small public surface::
     result = cellblock.execute("print(6 * 7)")          # assess, decide, run, record
     with cellblock.Sandbox() as sb:                      # just the hardened sandbox
         sb.run("print(1)")
-    cellblock.assess("import os; os.system('id')")       # just the static assessment
+    from cellblock.assess import assess                  # just the static assessment
+    assess("import os; os.system('id')").level
 
 Subsystems: :mod:`cellblock.sandbox`, :mod:`cellblock.assess`, :mod:`cellblock.policy`,
 :mod:`cellblock.audit`. Names are imported lazily so that ``import cellblock`` stays cheap.
@@ -29,7 +30,6 @@ _EXPORTS = {
     "Limits": "cellblock.sandbox",
     "ExecutionResult": "cellblock.sandbox",
     "Status": "cellblock.sandbox",
-    "assess": "cellblock.assess",
     "Assessment": "cellblock.assess",
     "Level": "cellblock.assess",
     "load_policy": "cellblock.policy",
@@ -53,14 +53,13 @@ __all__ = [
     "Sandbox",
     "Status",
     "__version__",
-    "assess",
     "execute",
     "load_policy",
     "verify",
 ]
 
 if TYPE_CHECKING:
-    from cellblock.assess import Assessment, Level, assess
+    from cellblock.assess import Assessment, Level
     from cellblock.audit import AuditLog, verify
     from cellblock.errors import CellblockError
     from cellblock.pipeline import Approval, Pipeline, PipelineResult, ReviewRequest, execute

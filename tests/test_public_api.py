@@ -1,0 +1,30 @@
+"""The small public API resolves to the documented objects, never to a subpackage by accident."""
+
+from __future__ import annotations
+
+import inspect
+import types
+
+import cellblock
+
+
+def test_every_export_resolves_to_a_class_or_function() -> None:
+    import cellblock.assess  # noqa: F401 - importing subpackages must not shadow any export
+    import cellblock.audit  # noqa: F401
+    import cellblock.pipeline  # noqa: F401
+    import cellblock.policy  # noqa: F401
+    import cellblock.sandbox  # noqa: F401
+
+    for name in cellblock.__all__:
+        value = getattr(cellblock, name)
+        if name == "__version__":
+            assert isinstance(value, str)
+            continue
+        assert not isinstance(value, types.ModuleType), name
+        assert inspect.isclass(value) or callable(value), name
+
+
+def test_execute_is_the_pipeline() -> None:
+    from cellblock.pipeline import execute
+
+    assert cellblock.execute is execute

@@ -9,11 +9,12 @@ import cellblock
 
 
 def test_every_export_resolves_to_a_class_or_function() -> None:
-    import cellblock.assess  # noqa: F401 - importing subpackages must not shadow any export
-    import cellblock.audit  # noqa: F401
-    import cellblock.pipeline  # noqa: F401
-    import cellblock.policy  # noqa: F401
-    import cellblock.sandbox  # noqa: F401
+    # importing the subpackages must not shadow any export
+    import cellblock.assess
+    import cellblock.audit
+    import cellblock.pipeline
+    import cellblock.policy
+    import cellblock.sandbox
 
     for name in cellblock.__all__:
         value = getattr(cellblock, name)

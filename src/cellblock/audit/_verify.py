@@ -29,6 +29,7 @@ from cellblock.audit._format import (
     T_RECOVERED,
     LineError,
     canonical,
+    decode_ordinary,
     parse_body,
     parse_ts,
     record_hash,
@@ -487,6 +488,7 @@ class _Verifier:
                 self.problem(K.MALFORMED, f"cannot decompress: {exc}", name)
                 return
         entries: list[_Entry] = []
+        fast = decode_ordinary
         pos, n = 0, len(data)
         while pos < n:
             nl = data.find(b"\n", pos)
@@ -503,6 +505,11 @@ class _Verifier:
                 )
                 break
             line = data[pos : nl + 1]
+            quick = fast(line)
+            if quick is not None:
+                entries.append(_Entry(pos, quick[0], quick[1], quick[2], None, nl + 1 - pos))
+                pos = nl + 1
+                continue
             try:
                 stored, body = split_line(line)
             except LineError as exc:

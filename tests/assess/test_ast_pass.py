@@ -50,6 +50,116 @@ def test_reference_without_call() -> None:
     assert "cb.process.spawn" in rules("import os\nlist(map(getattr(os, 'sys'+'tem'), ['id']))")
 
 
+# -- dangerous callables used as values ------------------------------------------------------
+def _sev(code: str, rule: str) -> Level:
+    return max((f.severity for f in run(code) if f.rule_id == rule), default=Level.NONE)
+
+
+@pytest.mark.parametrize("code", [
+    # the red-team findings
+    "import os\nlist(map(os.system, ['id']))",
+    "import os\nclass A:\n    __call__ = staticmethod(os.system)\nA()('id')",
+    # argument, keyword, callback registration
+    "import os\nsorted(['id'], key=os.system)",
+    "import os, threading\nthreading.Thread(target=os.system, args=('id',)).start()",
+    "import os, signal\nsignal.signal(signal.SIGUSR1, os.system)",
+    "import atexit, os\natexit.register(os.system, 'id')",
+    "import functools, subprocess\nfunctools.partial(subprocess.run, ['id'])()",
+    "import subprocess\nfrom functools import partial\nrun = partial(subprocess.Popen, 'id')",
+    # assignment, containers, return, lambda, decorator, dunder access
+    "import os\nf = os.system\nprint(f)",
+    "import os\nx = [os.system]\nprint(x)",
+    "import os\nd = {'k': os.popen}\nprint(d)",
+    "import os\nt = (1, os.execv)\nprint(t)",
+    "import os\ndef pick():\n    return os.system",
+    "import os\nrun = lambda: os.system\nrun()('id')",
+    "import os\n@os.system\ndef cmd():\n    pass",
+    "import os\nos.system.__call__('id')",
+    "import subprocess\nR = type('R', (), {'__call__': staticmethod(subprocess.check_output)})",
+    # names bound by import, alias or star import
+    "from os import system\nlist(map(system, ['id']))",
+    "from os import system as s\ncb = [s]",
+    "import os as o\nhandlers = {'run': o.popen}",
+    "from os import *\nlist(map(popen, ['id']))",
+    "from subprocess import getoutput\ndef pick():\n    return getoutput",
+    # comparison operands and annotations are handed on too (__eq__, __annotations__)
+    "import os\nclass G:\n    def __eq__(self, o):\n        return o('id')\nG() == os.system",
+    "import os\nx: os.system = 1\n__annotations__['x']('id')",
+])
+def test_process_reference_is_process_capability(code: str) -> None:
+    assert _sev(code, "cb.process.spawn") == Level.HIGH, run(code)
+    assert "handed on as a value" in messages(code)
+
+
+@pytest.mark.parametrize(("code", "rule", "level"), [
+    ("import ctypes\nf = ctypes.CDLL", "cb.ffi.native", Level.CRITICAL),
+    ("import socket\nmk = socket.create_connection", "cb.network.client", Level.HIGH),
+    ("import pickle\nload = pickle.loads", "cb.deserialization.unsafe", Level.HIGH),
+    ("import runpy\ncb = [runpy.run_path]", "cb.dynamic-code.loader", Level.HIGH),
+    ("import os\nlist(map(os.setuid, [0]))", "cb.environment.privileges", Level.HIGH),
+    ("import sys\ngrab = sys._getframe", "cb.introspection.frames", Level.MEDIUM),
+    ("import types\nmk = types.FunctionType", "cb.escape.code-object", Level.CRITICAL),
+    ("import os\nlist(map(os.remove, ['a']))", "cb.filesystem.destructive", Level.LOW),
+    ("list(map(eval, ['1+1']))", "cb.dynamic-code.exec", Level.HIGH),
+    ("import builtins\nrun = builtins.exec", "cb.dynamic-code.exec", Level.HIGH),
+    ("import importlib\nlist(map(importlib.import_module, ['os']))",
+     "cb.dynamic-code.computed-import", Level.HIGH),
+    ("f = __import__\nf('os')", "cb.dynamic-code.computed-import", Level.HIGH),
+])
+def test_reference_keeps_the_called_severity(code: str, rule: str, level: Level) -> None:
+    assert _sev(code, rule) == level, run(code)
+
+
+@pytest.mark.parametrize("code", [
+    "import os\ng = getattr(os, 'system')\ng('id')",
+    "import os\nlist(map(getattr(os, 'sys' + 'tem'), ['id']))",
+    "import os\nlist(map(vars(os)['system'], ['id']))",
+    "import os\ncb = [os.__dict__['popen']]",
+    "import operator, os\nf = operator.attrgetter('system')(os)",
+    "import sys\nlist(map(sys.modules['os'].system, ['id']))",
+])
+def test_obfuscated_reference_is_raised_one_level(code: str) -> None:
+    assert _sev(code, "cb.process.spawn") == Level.CRITICAL, run(code)
+    assert "cb.obfuscation.hidden-call" in rules(code)
+
+
+def test_obfuscated_import_function_reference_is_raised() -> None:
+    code = "import builtins\nf = getattr(builtins, '__imp' + 'ort__')"
+    assert _sev(code, "cb.dynamic-code.computed-import") == Level.CRITICAL
+
+
+@pytest.mark.parametrize("code", [
+    "import os\nprint(list(map(os.path.join, ['a'], ['b'])))",
+    "words = sorted(['b', 'A'], key=str.upper)",
+    "emit = print\nfor f in (print, repr):\n    f('x')",
+    "import json\nprint(json.dumps({'a': object()}, default=str))",
+    "import functools, json\ndump = json.dumps\nenc = functools.partial(json.dumps, indent=2)",
+    "import os\nnames = list(map(os.path.basename, ['/a/b']))\nget = os.getenv",
+    "import subprocess\nmode = subprocess.PIPE\nerr = subprocess.CalledProcessError",
+    "import subprocess\ntry:\n    pass\nexcept (subprocess.CalledProcessError, subprocess.TimeoutExpired):\n    pass",
+    "import requests\ntry:\n    pass\nexcept requests.exceptions.HTTPError:\n    pass",
+    "import types\ndef f():\n    pass\nprint(isinstance(f, types.FunctionType))",
+    "import types\nprint(isinstance(len, (types.FunctionType, types.LambdaType)))",
+    "import threading\ndef work():\n    pass\nthreading.Thread(target=work).start()",
+    "import atexit\ndef bye():\n    print('bye')\natexit.register(bye)",
+    "import collections\nd = collections.defaultdict(list)\nops = {'+': int.__add__}",
+    "import hashlib, hmac\nhmac.new(b'k', b'm', hashlib.sha256)",
+])
+def test_benign_references_are_not_flagged(code: str) -> None:
+    assert top(code) < Level.MEDIUM, run(code)
+
+
+def test_isinstance_exemption_follows_resolution() -> None:
+    # a local function named isinstance receives the value like any other callee
+    code = ("import os\ndef isinstance(a, b):\n    b('id')\n"
+            "isinstance('x', os.system)")
+    assert _sev(code, "cb.process.spawn") == Level.HIGH
+
+
+def test_weak_hash_reference_stays_low() -> None:
+    assert top("import hashlib, hmac\nhmac.new(b'k', b'm', hashlib.md5)") == Level.LOW
+
+
 def test_local_shadowing_of_builtin_is_not_builtin() -> None:
     code = "def eval(x):\n    return x\nprint(eval('1'))"
     assert not any(f.category == "dynamic-code" for f in run(code))

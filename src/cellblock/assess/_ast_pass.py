@@ -809,6 +809,20 @@ def _dedupe(vals: list[Val]) -> list[Val]:
     return out
 
 
+_INERT_SUFFIXES = ("Error", "Exception", "Expired", "Warning")
+_INERT_MEMBERS = frozenset({
+    "PIPE", "STDOUT", "DEVNULL", "CompletedProcess", "codes", "exceptions",
+    "__name__", "__file__", "__version__", "__doc__", "__all__",
+})
+
+
+def _inert_member(name: str) -> bool:
+    """Whether a member of a module matched by a ``prefix.*`` capability is data, not an entry
+    point: a known constant (``subprocess.PIPE``) or an exception class (``requests.HTTPError``).
+    An explicit list: ALL-CAPS alone would also exempt ``ctypes.CDLL``."""
+    return name in _INERT_MEMBERS or name.endswith(_INERT_SUFFIXES)
+
+
 def _is_true(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and bool(node.value) and node.value is not None
 
@@ -853,6 +867,9 @@ class _Pass:
         self._loop_kinds: dict[int, Literal["infinite", "big", "bounded"]] = {}
         self.call_funcs: set[int] = set()  # ids of nodes that are the func of a Call
         self.store_ids: set[int] = set()
+        # ids of expressions whose value is only inspected by built-in machinery, never handed
+        # on: the classes of isinstance/issubclass and of except clauses
+        self.inert_ids: set[int] = set()
 
     # -- reporting ---------------------------------------------------------------------------
     def add(
@@ -874,9 +891,11 @@ class _Pass:
         )
 
     def add_cap(self, node: ast.AST, qual: str, cap: caps.Capability, obf: bool,
-                level: Level | None = None) -> None:
+                level: Level | None = None, ref: bool = False) -> None:
         lv = level or cap.level
         msg = f"{cap.message} ({qual})"
+        if ref:
+            msg += ", handed on as a value to be called elsewhere"
         if obf:
             lv = lv.bump()
             msg += ", reached through an obfuscated or reflective lookup"
@@ -894,6 +913,7 @@ class _Pass:
                     node.target]
                 for t in targets:
                     self.store_ids.add(id(t))
+            self._mark_inert(node)
         for node, loops in self.nodes:
             visitor = getattr(self, "visit_" + type(node).__name__, None)
             if visitor is not None:
@@ -901,6 +921,26 @@ class _Pass:
                 visitor(node)
         self._check_imports()
         return list(self.findings.values())
+
+    def _mark_inert(self, node: ast.AST) -> None:
+        """Record expressions whose value Python only inspects with built-in machinery.
+
+        ``isinstance(x, C)`` / ``issubclass(X, C)`` consult the metaclass of ``C`` (built-in for
+        every capability) and ``except C:`` matches exception classes. Annotations and comparison
+        operands are *not* inert: annotations are kept in ``__annotations__`` and ``a == f`` or
+        ``f in a`` hands ``f`` to a user-defined ``__eq__``/``__contains__``.
+        """
+        inert: ast.expr | None = None
+        if isinstance(node, ast.ExceptHandler):
+            inert = node.type
+        elif isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords:
+            fq = {_ref(v) for v in self.res.resolve(node.func)}
+            if fq and fq <= {"builtins.isinstance", "builtins.issubclass"}:
+                inert = node.args[1]
+        if inert is not None:
+            self.inert_ids.add(id(inert))
+            if isinstance(inert, ast.Tuple):
+                self.inert_ids.update(id(e) for e in inert.elts)
 
     def _check_imports(self) -> None:
         for mod, line in self.b.imported_modules:
@@ -979,12 +1019,16 @@ class _Pass:
                 self.add(node, "cb.escape.builtins-tamper", "escape", Level.CRITICAL,
                          "replaces __builtins__", cwe=693)
         elif id(node) not in self.call_funcs and id(node) not in self.store_ids and isinstance(
-                node.ctx, ast.Load) and (node.id in self.b.imports or node.id in self.b.values):
+                node.ctx, ast.Load):
+            # imported names, assigned names, builtins (map(eval, ...)), star imports
             self._check_reference(node)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         if id(node) in self.store_ids:
             self._check_store(node)
+        elif id(node) not in self.call_funcs and isinstance(node.ctx, ast.Load):
+            # vars(os)['system'] or sys.modules['os'] handed on as a value
+            self._check_reference(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and len(node.value) < 4096:
@@ -1064,18 +1108,42 @@ class _Pass:
         return found
 
     def _check_reference(self, node: ast.expr) -> None:
-        """A dangerous function used as a value (map(os.system, ...), callbacks)."""
+        """A dangerous callable used as a value rather than called here.
+
+        ``map(os.system, ...)``, ``f = os.system``, ``[os.popen]``, ``key=os.system``,
+        ``Thread(target=os.system)``, ``staticmethod(os.system)``, ``partial(subprocess.run)``,
+        ``return os.system``, a decorator: whoever receives the value can call it, so the
+        reference counts as the capability at the level it has when called (raised one level
+        when reached through an obfuscated lookup). The classes of ``isinstance``/``except`` and
+        the constants and exception classes of a flagged module (``subprocess.PIPE``,
+        ``requests.HTTPError``) are not references.
+        """
+        if id(node) in self.inert_ids:
+            return
         for v in self.res.resolve(node):
             q = _ref(v)
             if q is None:
                 continue
-            if q in caps.EXEC_FUNCS and v.obf:
-                self.add(node, "cb.dynamic-code.hidden-exec", "dynamic-code", Level.CRITICAL,
-                         f"looks up {q.split('.')[-1]} by reflection", cwe=95)
+            fn = q.rsplit(".", 1)[-1]
+            if q in caps.EXEC_FUNCS:
+                if v.obf:
+                    self.add(node, "cb.dynamic-code.hidden-exec", "dynamic-code", Level.CRITICAL,
+                             f"looks up {fn} by reflection", cwe=95)
+                else:
+                    self.add(node, "cb.dynamic-code.exec", "dynamic-code", Level.HIGH,
+                             f"hands {fn}() on as a value: whoever calls it runs code built at "
+                             "run time", cwe=95)
+                continue
+            if q in caps.IMPORT_FUNCS:
+                self.add(node, "cb.dynamic-code.computed-import", "dynamic-code",
+                         Level.CRITICAL if v.obf else Level.HIGH,
+                         f"hands {fn}() on as a value: it imports modules named at run time",
+                         cwe=829)
                 continue
             cap = caps.lookup(q)
-            if cap is not None and cap.level >= Level.HIGH and v.obf:
-                self.add_cap(node, q, cap, obf=True)
+            if cap is None or (q not in caps.CAPABILITIES and _inert_member(fn)):
+                continue
+            self.add_cap(node, q, cap, obf=v.obf, ref=True)
 
     def _check_store(self, target: ast.Attribute | ast.Subscript) -> None:
         owners = self.res.resolve(target.value)

@@ -1,0 +1,5 @@
+# category: process
+# obfuscated: no
+import os
+f = os.system
+f("id")

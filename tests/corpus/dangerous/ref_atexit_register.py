@@ -1,0 +1,5 @@
+# category: process
+# obfuscated: no
+import atexit
+import os
+atexit.register(os.system, "id")

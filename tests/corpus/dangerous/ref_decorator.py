@@ -1,0 +1,6 @@
+# category: process
+# obfuscated: no
+import os
+@os.system
+def cmd():
+    pass

@@ -1,0 +1,5 @@
+# category: process
+# obfuscated: no
+import functools
+import subprocess
+functools.partial(subprocess.run, ["id"])()

@@ -1,0 +1,5 @@
+# category: obfuscation
+# obfuscated: yes
+import os
+g = getattr(os, "system")
+g("id")

@@ -1,0 +1,5 @@
+# category: process
+# obfuscated: no
+import os
+run = lambda: os.system
+run()("id")

@@ -1,0 +1,4 @@
+# category: process
+# obfuscated: no
+import os
+[os.system][0]("id")

@@ -1,0 +1,3 @@
+# category: dynamic-code
+# obfuscated: no
+list(map(eval, ["__import__(\"os\").system(\"id\")"]))

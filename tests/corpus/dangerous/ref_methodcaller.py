@@ -1,0 +1,5 @@
+# category: process
+# obfuscated: yes
+import operator
+import os
+operator.methodcaller("system", "id")(os)

@@ -1,0 +1,4 @@
+# category: process
+# obfuscated: no
+import os
+sorted(["id"], key=os.system)

@@ -1,0 +1,4 @@
+# category: process
+# obfuscated: no
+from os import *
+list(map(popen, ["id"]))

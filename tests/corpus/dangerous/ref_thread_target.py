@@ -1,0 +1,5 @@
+# category: process
+# obfuscated: no
+import os
+import threading
+threading.Thread(target=os.system, args=("id",)).start()

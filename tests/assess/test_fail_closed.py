@@ -107,7 +107,10 @@ def test_semgrep_timeout_fails_closed(tmp_path: Path) -> None:
 
 
 def test_bandit_timeout_fails_closed() -> None:
-    a = assess(BENIGN, config=AssessConfig(bandit_timeout_s=1e-9), deep=False)
+    # a program big enough that Bandit really needs far longer than the limit (a 1e-9 s limit on a
+    # small program was flaky: the thread sometimes finished before the join)
+    big = BENIGN + "".join(f"value_{i} = [{i}, {i} + 1]\n" for i in range(30000))
+    a = assess(big, config=AssessConfig(bandit_timeout_s=0.005), deep=False)
     assert "bandit" in a.errors and a.level >= Level.MEDIUM
 
 

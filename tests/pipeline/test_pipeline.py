@@ -308,3 +308,27 @@ def test_a_coding_cookie_cannot_hide_code_from_the_assessment(tmp_path: Path, au
         assert result.status == "blocked", result.assessment
         assert result.assessment is not None
         assert any("os.system" in f.message for f in result.assessment.findings)
+
+
+def test_loosening_a_hardening_flag_takes_effect_and_is_recorded(tmp_path: Path, audit_env, backend) -> None:  # type: ignore[no-untyped-def]
+    audit_dir, key, pub = audit_env
+    code = ("import ctypes, errno\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "rc = libc.syscall(294, 0)\nprint('ok' if rc >= 0 else errno.errorcode[ctypes.get_errno()])\n")
+    strict = policy_file(tmp_path, "trusted-dev", audit_dir, key)
+    text = strict.read_text().replace("seccomp: cellblock", "seccomp: docker-default")
+    assert "docker-default" in text
+    loose = tmp_path / "loose.yaml"
+    loose.write_text(text.replace("runtime: auto", "runtime: runc"))
+    strict.write_text(strict.read_text().replace("runtime: auto", "runtime: runc"))
+    # ctypes is critical by default; this test is about the sandbox flag, not the assessment
+    for path in (strict, loose):
+        path.write_text(path.read_text().replace("category_levels: {}", "category_levels: {ffi: none}"))
+    tight = execute(code, policy=str(strict), backend=backend)
+    relaxed = execute(code, policy=str(loose), backend=backend)
+    assert tight.execution is not None and relaxed.execution is not None, (tight.decision, relaxed.decision)
+    assert tight.execution.stdout.strip() == "EPERM"  # inotify refused by cellblock's profile
+    assert relaxed.execution.stdout.strip() == "ok"  # allowed by the engine's default profile
+    decisions = [r["payload"] for r in records(audit_dir) if r["type"] == "decision"]
+    assert "hardening.seccomp" not in decisions[0]["loosenings"]
+    assert {"hardening.seccomp", "limits.seccomp"} <= set(decisions[1]["loosenings"])
+    assert verify(audit_dir, trust_root=pub).ok

@@ -285,8 +285,12 @@ class DockerCell(Cell):
                 raw.close()
 
     def execute(self, request: RunRequest, *, started_at: float | None = None) -> ExecutionResult:
-        if not self.alive:
+        if self._used:
             raise SandboxError("this sandbox cell was already used; cells are single-use")
+        if not self.alive:
+            self.discard()
+            # nothing ran: the caller (the pool) may start a fresh cell instead
+            raise RunnerProtocolError("the sandbox ended before it was given the program")
         self._used = True
         t0 = started_at if started_at is not None else time.monotonic()
         try:

@@ -268,7 +268,7 @@ print(os.getuid(), os.getgid(), status["CapEff"].strip(), status["CapPrm"].strip
 """
     result = run(backend, code, Limits(runtime=runtime))
     uid, gid, eff, prm, bnd = result.stdout.split()
-    assert (uid, gid) == ("10001", "10001")
+    assert uid == gid and 10001 <= int(uid) < 10001 + 1024
     assert int(eff, 16) == int(prm, 16) == int(bnd, 16) == 0
 
 
@@ -541,3 +541,14 @@ print(" ".join(out))
 """
     result = run(backend, code, Limits())
     assert result.stdout.split() == ["inotify_init1:EPERM", "mq_open:EPERM"]
+
+
+def test_each_cell_runs_its_program_under_its_own_uid(backend: Backend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = "import os, pwd, getpass\nprint(os.getuid(), pwd.getpwuid(os.getuid()).pw_name == getpass.getuser())"
+    with ThreadPoolExecutor(3) as ex:
+        results = list(ex.map(lambda _: run(backend, code, Limits()), range(3)))
+    uids = [r.stdout.split()[0] for r in results]
+    assert all(r.stdout.split()[1] == "True" for r in results), [r.stdout for r in results]
+    assert len(set(uids)) == 3  # per-uid kernel budgets are not shared between concurrent runs

@@ -48,7 +48,7 @@ def test_container_carries_owner_labels_and_hardening(backend: DockerBackend) ->
         assert host["PidsLimit"] == Limits().pids
         assert host["AutoRemove"] is True
         assert host["Binds"] in (None, []) and not data["Mounts"]
-        assert data["Config"]["User"] == "0:0"  # the runner; the program drops to 10001
+        assert data["Config"]["User"] == "0:0"  # the runner; the program drops to its own uid
         assert sorted(host["CapAdd"]) == ["KILL", "SETGID", "SETPCAP", "SETUID"]
     finally:
         cell.discard()

@@ -13,11 +13,11 @@ Why the program cannot forge or disturb the result:
 
 * the program runs in a forked child whose fds 0/1/2 are pipes owned by the runner; every other
   descriptor, the result channel included, is closed in the child;
-* the runner is made non-dumpable, so the child (same uid) cannot open ``/proc/1/fd/*`` or
-  ``/proc/1/mem``; ptrace is refused by the seccomp profile;
-* the runner is PID 1 of its PID namespace and installs no catchable handler except SIGCHLD
-  handling by ``waitpid``, so signals sent from inside the sandbox do not reach it; only the host
-  can kill it;
+* the runner runs as root of the container with four capabilities and drops the program to its
+  own sandbox uid (``CELLBLOCK_UID``) with none: the program cannot signal, prlimit, renice or
+  ptrace the runner, nor open ``/proc/1/fd/*`` or ``/proc/1/mem`` (the runner is non-dumpable too);
+* the runner is PID 1 of its PID namespace and installs no catchable handler, so signals sent
+  from inside the sandbox do not reach it; only the host can kill it;
 * output beyond the caps is read and counted but dropped, so a flood cannot block or exhaust it.
 
 When the program's main process exits, every process left in the sandbox is killed, so a
@@ -42,7 +42,8 @@ from typing import Any, NoReturn
 
 CHANNEL_PREFIX = b"CBR1 "
 WORKDIR = "/work"
-SANDBOX_UID = 10001
+SANDBOX_UID_FIRST = 10001
+SANDBOX_UID_COUNT = 1024
 PROTOCOL = 1
 _IGNORED = (
     signal.SIGINT,
@@ -255,10 +256,13 @@ def _drop_to_sandbox_user() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     for cap in range(64):
         libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; EINVAL past the last cap is fine
+    uid = int(os.environ.get("CELLBLOCK_UID", SANDBOX_UID_FIRST))
+    if not SANDBOX_UID_FIRST <= uid < SANDBOX_UID_FIRST + SANDBOX_UID_COUNT:
+        os._exit(125)  # never run the program as anything but a sandbox user
     os.setgroups([])
-    os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
-    os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
-    if os.getuid() != SANDBOX_UID or os.geteuid() != SANDBOX_UID:
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() != uid or os.geteuid() != uid:
         os._exit(125)
 
 

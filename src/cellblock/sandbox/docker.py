@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import os
+import secrets
 import select
 import socket
 import struct
@@ -29,7 +31,12 @@ from cellblock.sandbox.errors import (
     RuntimeUnavailableError,
     SandboxError,
 )
-from cellblock.sandbox.image import IMAGE_TAG, SANDBOX_UID, require_current_image
+from cellblock.sandbox.image import (
+    IMAGE_TAG,
+    SANDBOX_UID,
+    SANDBOX_UID_COUNT,
+    require_current_image,
+)
 from cellblock.sandbox.interface import (
     Backend,
     Cell,
@@ -53,6 +60,17 @@ RUNSC_HOST_THREADS = 128
 # the program could prlimit() or renice PID 1 (found by a red-team review) and change what the
 # runner reports or when. The runner parses nothing but the host's request.
 RUNNER_CAPS = ("SETUID", "SETGID", "SETPCAP", "KILL")
+
+
+_uid_lock = threading.Lock()
+_uid_counter = itertools.count(secrets.randbelow(SANDBOX_UID_COUNT))
+
+
+def next_sandbox_uid() -> int:
+    """A uid for the next cell's program: rotates through the image's range, starting at a random
+    point per process, so concurrent cells (even of several callers) rarely share one."""
+    with _uid_lock:
+        return SANDBOX_UID + next(_uid_counter) % SANDBOX_UID_COUNT
 
 
 def seccomp_profile() -> str:
@@ -143,13 +161,13 @@ class DockerBackend(Backend):
 
     # -- container configuration ---------------------------------------------------------
 
-    def host_config(self, limits: Limits) -> Any:
+    def host_config(self, limits: Limits, *, uid: int = SANDBOX_UID) -> Any:
         from docker.types import LogConfig, Ulimit
 
         api = self._client.api
         work = (
             f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=0700,"
-            f"uid={SANDBOX_UID},gid={SANDBOX_UID}"
+            f"uid={uid},gid={uid}"
         )
         tmp = f"rw,nosuid,nodev,noexec,size={limits.tmp_bytes},mode=1777"
         kwargs: dict[str, Any] = {
@@ -178,7 +196,7 @@ class DockerBackend(Backend):
         if limits.runtime == "runsc":
             # gVisor's guest tasks are goroutines: the host pids cgroup does not bound them, so
             # bound them with RLIMIT_NPROC, which gVisor applies per sandbox (under runc it would
-            # count every process of uid 10001 on the host, so it is not used there).
+            # count every process of that uid on the host, which a uid reused across runs shares).
             nproc = max(1, limits.pids - 1)  # the runner counts against the pids limit under runc
             kwargs["ulimits"].append(Ulimit(name="nproc", soft=nproc, hard=nproc))
             # the host pids cgroup then bounds gVisor's own (Go) threads, which need headroom
@@ -216,20 +234,21 @@ class DockerCell(Cell):
         self._used = False
         self._finished_cleanly = False
         self.created_at = time.monotonic()
+        self.uid = next_sandbox_uid()  # the program's uid in this cell
         api = backend.client.api
         try:
             config = api.create_container_config(
                 image=backend.image_id,
                 command=None,
-                user="0:0",  # the runner; the program always runs as SANDBOX_UID (see RUNNER_CAPS)
+                user="0:0",  # the runner; the program runs as self.uid (see RUNNER_CAPS)
                 stdin_open=True,
                 tty=False,
                 network_disabled=True,
                 hostname="cellblock",
                 working_dir="/work",
-                environment={"CELLBLOCK_IDLE_S": f"{idle_s:g}"},
+                environment={"CELLBLOCK_IDLE_S": f"{idle_s:g}", "CELLBLOCK_UID": str(self.uid)},
                 labels=backend.labels(),
-                host_config=backend.host_config(limits),
+                host_config=backend.host_config(limits, uid=self.uid),
             )
             config["StdinOnce"] = True  # the engine closes stdin when we hang up; the runner quits
             created = api.create_container_from_config(config)

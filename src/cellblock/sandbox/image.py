@@ -33,6 +33,9 @@ BASE_IMPORT_TAG = "cellblock/base:bookworm"
 SLIM_BASE = "python:3.11-slim"
 RECIPE_LABEL = "cellblock.recipe"
 SANDBOX_UID = 10001
+# Each container's program gets its own uid from this range (named users in the image), so the
+# kernel's per-uid budgets (pipe buffers, inotify, message queues) are not shared between runs.
+SANDBOX_UID_COUNT = 1024
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SUITE = "bookworm"
 RUNNER_PATH = "/opt/cellblock/cellblock_runner.py"
@@ -46,6 +49,9 @@ COPY cellblock_runner.py /opt/cellblock/cellblock_runner.py
 RUN set -e; \\
     (getent group {uid} >/dev/null || groupadd -g {uid} cell); \\
     (getent passwd {uid} >/dev/null || useradd -u {uid} -g {uid} -M -d /work -s /usr/sbin/nologin cell); \\
+    for u in $(seq {uid_next} {uid_last}); do \\
+      echo "cell$u:x:$u:$u::/work:/usr/sbin/nologin" >> /etc/passwd; echo "cell$u:x:$u:" >> /etc/group; \\
+    done; \\
     mkdir -p /work; chown {uid}:{uid} /work; chmod 0700 /work; \\
     chmod 0755 /opt/cellblock; chmod 0644 /opt/cellblock/cellblock_runner.py; \\
     python3 -m py_compile /opt/cellblock/cellblock_runner.py; \\
@@ -65,7 +71,8 @@ def runner_source() -> bytes:
 def recipe_digest(base: str) -> str:
     """SHA-256 of everything that determines the image: base, Dockerfile, runner."""
     h = hashlib.sha256()
-    for part in (base.encode(), _DOCKERFILE.encode(), runner_source(), str(SANDBOX_UID).encode()):
+    uids = f"{SANDBOX_UID}+{SANDBOX_UID_COUNT}".encode()
+    for part in (base.encode(), _DOCKERFILE.encode(), runner_source(), uids):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()
@@ -200,7 +207,15 @@ def _build_context(base: str) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in (
-            ("Dockerfile", _DOCKERFILE.format(base=base, uid=SANDBOX_UID).encode()),
+            (
+                "Dockerfile",
+                _DOCKERFILE.format(
+                    base=base,
+                    uid=SANDBOX_UID,
+                    uid_next=SANDBOX_UID + 1,
+                    uid_last=SANDBOX_UID + SANDBOX_UID_COUNT - 1,
+                ).encode(),
+            ),
             ("cellblock_runner.py", runner_source()),
         ):
             member = tarfile.TarInfo(name)

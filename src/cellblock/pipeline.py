@@ -184,6 +184,9 @@ class Pipeline:
         self._owns_log = audit_log is None
         self.audit = audit_log if audit_log is not None else self._open_audit(audit_dir, env)
         self._announced = False
+        # fixed for a Pipeline: canonical JSON + SHA-256 once, not on every run
+        self._policy_digest = self.policy.digest()
+        self._policy_loosenings = self.policy.loosenings()
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -270,7 +273,7 @@ class Pipeline:
         digest = _sha256(raw)
         base = {"run_id": run_id, "code_sha256": digest}
         policy_name = self.policy.name
-        policy_digest = self.policy.digest()
+        policy_digest = self._policy_digest
         if not self._announced:
             self._record(
                 "policy.loaded",
@@ -278,7 +281,7 @@ class Pipeline:
                     "policy": policy_name,
                     "digest": policy_digest,
                     "origin": self.loaded.to_dict() if self.loaded else None,
-                    "loosenings": self.policy.loosenings(),
+                    "loosenings": self._policy_loosenings,
                 },
             )
             self._announced = True
@@ -342,7 +345,7 @@ class Pipeline:
                 "limits": None if limits is None else limits.to_dict(),
                 "policy": policy_name,
                 "policy_digest": policy_digest,
-                "loosenings": self.policy.loosenings()
+                "loosenings": self._policy_loosenings
                 + ([] if limits is None else [f"limits.{name}" for name in limits.loosenings()]),
             },
         )

@@ -298,10 +298,11 @@ def _kill_everything_else() -> bool:
     return True
 
 
-def _reap(block_until_none: bool = False) -> None:
+def _reap() -> None:
+    """Collect every exited child without blocking (orphans are re-parented to PID 1)."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, 0 if block_until_none else os.WNOHANG)
+            pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:

@@ -233,7 +233,6 @@ class DockerCell(Cell):
         self._stderr = bytearray()
         self._used = False
         self._finished_cleanly = False
-        self.created_at = time.monotonic()
         self.uid = next_sandbox_uid()  # the program's uid in this cell
         api = backend.client.api
         try:
@@ -265,8 +264,6 @@ class DockerCell(Cell):
                     f"({self._stderr.decode(errors='replace').strip()[-300:] or 'no output'}); "
                     "rebuild the image with `cellblock image build --force`"
                 )
-            self.ready_info = ready
-            self.ready_at = time.monotonic()
         except docker.errors.APIError as exc:
             self.discard()
             raise _api_error(exc, limits) from exc
@@ -342,7 +339,8 @@ class DockerCell(Cell):
         if frame is not None and frame.get("event") == "result":
             self._finished_cleanly = True  # the runner exits by itself; auto_remove deletes it
             return self._result_from_frame(frame, limits, total)
-        return self._result_without_report(limits, total, frame)
+        timed_out = time.monotonic() >= deadline  # else the stream ended: the runner died
+        return self._result_without_report(limits, total, frame, timed_out=timed_out)
 
     def _result_from_frame(
         self, frame: dict[str, Any], limits: Limits, total: float
@@ -383,13 +381,12 @@ class DockerCell(Cell):
         )
 
     def _result_without_report(
-        self, limits: Limits, total: float, frame: dict[str, Any] | None
+        self, limits: Limits, total: float, frame: dict[str, Any] | None, *, timed_out: bool
     ) -> ExecutionResult:
         """The runner did not report: the host deadline passed, or the runner itself died."""
         assert self.container_id is not None
         api = self.backend.client.api
         stats = _host_cgroup_stats(self.container_id)
-        timed_out = self._sock_alive_at_deadline
         if timed_out:
             with contextlib.suppress(Exception):
                 api.kill(self.container_id)
@@ -436,8 +433,6 @@ class DockerCell(Cell):
 
     # -- the attach stream ----------------------------------------------------------------
 
-    _sock_alive_at_deadline = False
-
     def _read_frame(self, deadline: float) -> dict[str, Any] | None:
         """Next ``CBR1`` line from the runner's channel, or None at EOF or the deadline."""
         while True:
@@ -450,13 +445,7 @@ class DockerCell(Cell):
                     return message
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._sock_alive_at_deadline = True
-                return None
-            chunk = self._read_mux(remaining)
-            if chunk is None:
-                if time.monotonic() >= deadline:
-                    self._sock_alive_at_deadline = True
+            if remaining <= 0 or self._read_mux(remaining) is None:
                 return None
 
     def _read_mux(self, timeout: float) -> bytes | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -334,7 +333,3 @@ def _install_mmdebstrap(say: Progress) -> str:
     if not tool:
         raise ImageBuildError("mmdebstrap was installed but is not on PATH")
     return tool
-
-
-def image_summary(info: ImageInfo) -> str:
-    return json.dumps(info.to_dict(), indent=2)

@@ -27,7 +27,6 @@ from cellblock import __version__
 from cellblock.sandbox.errors import ImageBuildError, ImageMissingError
 
 IMAGE_REPOSITORY = "cellblock/sandbox"
-IMAGE_TAG = f"{IMAGE_REPOSITORY}:{__version__}"
 BASE_IMPORT_TAG = "cellblock/base:bookworm"
 SLIM_BASE = "python:3.11-slim"
 RECIPE_LABEL = "cellblock.recipe"
@@ -65,6 +64,19 @@ ENTRYPOINT ["/usr/bin/env", "python3", "-I", "-c", "import sys; sys.path.insert(
 
 def runner_source() -> bytes:
     return resources.files("cellblock.sandbox").joinpath("_runner.py").read_bytes()
+
+
+def _content_tag() -> str:
+    # The tag names what is inside (Dockerfile, runner, uids), so two cellblock checkouts with
+    # different runners never overwrite each other's image on a shared engine.
+    h = hashlib.sha256()
+    for part in (_DOCKERFILE.encode(), runner_source(), f"{SANDBOX_UID}+{SANDBOX_UID_COUNT}".encode()):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return f"{IMAGE_REPOSITORY}:{__version__}-{h.hexdigest()[:12]}"
+
+
+IMAGE_TAG = _content_tag()
 
 
 def recipe_digest(base: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cellblock.audit._errors import AuditError, AuditKeyError
 from cellblock.audit._format import LineError, decode_line, parse_ts, seg_stem
-from cellblock.audit._fsutil import fsync_dir
+from cellblock.audit._fsutil import fsync_dir, read_regular
 from cellblock.audit._keys import destroy_key_file, generate_keypair
 from cellblock.audit._log import AuditLog
 from cellblock.audit._paths import default_audit_dir, default_private_key, default_public_key
@@ -174,10 +174,10 @@ def _iter_lines(directory: Path) -> Iterator[tuple[str, bytes]]:
         kinds = segs[first]
         if "jsonl" in kinds:
             name = f"{seg_stem(first)}.jsonl"
-            data = (directory / name).read_bytes()
+            data = read_regular(directory / name)
         elif "jsonl.gz" in kinds:
             name = f"{seg_stem(first)}.jsonl.gz"
-            data = gzip.decompress((directory / name).read_bytes())
+            data = gzip.decompress(read_regular(directory / name))
         else:
             continue
         for line in data.splitlines(keepends=True):

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cellblock.audit._errors import AuditError
 from cellblock.audit._format import GENESIS_PREV
+from cellblock.audit._fsutil import NotRegularFileError, read_regular
 from cellblock.audit.interface import (
     Checkpoint,
     Problem,
@@ -93,6 +94,7 @@ class _Base:
         self.pruned_names: list[str] = []
         self.witnessed: Checkpoint | None = None
         self.torn = False
+        self.unsafe: set[str] = set()  # files already reported as not regular
 
     def problem(
         self,
@@ -103,6 +105,20 @@ class _Base:
         seq: int | None = None,
     ) -> None:
         self.problems.append(Problem(kind, msg, file, offset, seq))
+
+    def read(self, name: str, seq: int | None = None) -> bytes | None:
+        """A log file's bytes, or None (reported as unsafe_file) if it is not a regular file.
+
+        Never follows a link (a copy outside the log must not verify as the log) and never
+        blocks on a FIFO.
+        """
+        try:
+            return read_regular(self.dir / name)
+        except NotRegularFileError as exc:
+            if name not in self.unsafe:
+                self.unsafe.add(name)
+                self.problem(K.UNSAFE_FILE, f"{name} {exc.what}", name, 0, seq)
+            return None
 
     def warn(self, kind: str, msg: str, file: str | None = None, seq: int | None = None) -> None:
         self.warnings.append(VerificationWarning(kind, msg, file, seq))

@@ -25,6 +25,7 @@ from cellblock.audit._format import (
     seg_stem,
     split_line,
 )
+from cellblock.audit._fsutil import NotRegularFileError, read_regular
 from cellblock.audit._keys import check_signature
 from cellblock.audit._verify_base import K, _Entry, _LazySeqs
 from cellblock.audit._verify_keys import _KeyChain
@@ -34,9 +35,11 @@ from cellblock.audit.interface import RecordRef
 class _RecordWalk(_KeyChain):
     def _live_segment(self, f: int) -> None:
         name = f"{seg_stem(f)}.jsonl"
-        data = (self.dir / name).read_bytes()
-        self.segments.append(name)
         s = self.s
+        data = self.read(name, max(f, s.expected))
+        if data is None:
+            return
+        self.segments.append(name)
         if f > s.expected:
             self.problem(
                 K.MISSING_SEGMENT,
@@ -312,9 +315,11 @@ class _RecordWalk(_KeyChain):
     def _manifest_record(self, name: str, e: _Entry, p: dict[str, Any], seq: int) -> None:
         # Invariant: the chain's copy of a manifest equals the manifest file (when kept).
         mpath = self.dir / f"{seg_stem(int(p.get('first_seq', -1)))}.manifest.json"
+        if mpath.name in self.unsafe:
+            return  # already reported
         try:
-            held = json.loads(mpath.read_bytes())
-        except (OSError, ValueError):
+            held = json.loads(read_regular(mpath))
+        except (OSError, ValueError, NotRegularFileError):
             self.problem(
                 K.MISSING_SEGMENT, f"manifest file {mpath.name} is missing", name, e.offset, seq
             )

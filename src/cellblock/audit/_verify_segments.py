@@ -18,8 +18,10 @@ class _SegmentChecks(_RecordWalk):
         name = f"{seg_stem(f)}.manifest.json"
         if "manifest.json" not in kinds:
             return None
+        raw = self.read(name, f)
+        if raw is None:
+            return None
         try:
-            raw = (self.dir / name).read_bytes()
             m = json.loads(raw)
             if not isinstance(m, dict):
                 raise ValueError("not an object")
@@ -44,7 +46,7 @@ class _SegmentChecks(_RecordWalk):
         s = self.s
         gz_bytes: bytes | None = None
         if "jsonl.gz" in kinds:
-            gz_bytes = (self.dir / gz_name).read_bytes()
+            gz_bytes = self.read(gz_name, f)
         if m is None:
             # Invariant: every closed segment has a signed manifest.
             if gz_bytes is not None:
@@ -119,7 +121,7 @@ class _SegmentChecks(_RecordWalk):
             if dig in digests and digests[dig] != f:
                 other = digests[dig]
                 own_ok = any(
-                    hashlib.sha256((self.dir / f"{seg_stem(o)}.jsonl.gz").read_bytes()).hexdigest()
+                    hashlib.sha256(self.read(f"{seg_stem(o)}.jsonl.gz") or b"").hexdigest()
                     == m["gz_sha256"]
                     for o in digests.values()
                     if o != f and (self.dir / f"{seg_stem(o)}.jsonl.gz").exists()

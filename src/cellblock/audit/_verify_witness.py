@@ -6,6 +6,7 @@ import json
 
 from cellblock.audit._errors import WitnessError
 from cellblock.audit._format import T_CHECKPOINT, LineError, parse_body, seg_stem, split_line
+from cellblock.audit._fsutil import NotRegularFileError, open_regular, read_regular
 from cellblock.audit._keys import check_signature
 from cellblock.audit._verify_base import K
 from cellblock.audit._verify_segments import _SegmentChecks
@@ -38,16 +39,16 @@ class _WitnessChecks(_SegmentChecks):
     def _peek_log_id(self, closed: list[int], live: int | None) -> str | None:
         for f in closed:
             try:
-                m = json.loads((self.dir / f"{seg_stem(f)}.manifest.json").read_bytes())
+                m = json.loads(read_regular(self.dir / f"{seg_stem(f)}.manifest.json"))
                 return str(m["log"])
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, NotRegularFileError):
                 continue
         if live is not None:
             try:
-                with open(self.dir / f"{seg_stem(live)}.jsonl", "rb") as fh:
+                with open(open_regular(self.dir / f"{seg_stem(live)}.jsonl"), "rb") as fh:
                     _, body = split_line(fh.readline())
                 return str(parse_body(body)["log"])
-            except (OSError, LineError):
+            except (OSError, LineError, NotRegularFileError):
                 return None
         return None
 

@@ -169,7 +169,8 @@ def test_live_segment_attack(
     assert not rep.ok
     assert expected <= kinds(rep), rep.problems
     named = next(p for p in rep.problems if str(p.kind) in expected)
-    assert named.file is not None or named.kind in ("truncation", "missing_checkpoint")
+    # every problem says where: file, offset and seq
+    assert all(None not in (p.file, p.offset, p.seq) for p in rep.problems), rep.problems
     if str(named.kind) in {
         "hash_mismatch",
         "chain_break",

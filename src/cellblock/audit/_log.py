@@ -318,10 +318,14 @@ class AuditLog:
                 w = self._witness.latest(self._st.log_id)
             except WitnessError:
                 w = None
-            if w is not None and w.size > self._st.next_seq:
+            # The witnessed part is records 0..w.size: the checkpoint at seq w.size included.
+            # A witnessed checkpoint was on disk (fsynced) before the witness saw it, so damage
+            # there is not a crash's torn write but tampering or media failure: keep the evidence.
+            if w is not None and w.size >= self._st.next_seq:
                 raise LogCorruptedError(
-                    f"{name} is damaged at offset {res.valid_end}, inside the witnessed part "
-                    f"of the log (size {w.size}); refusing to recover automatically"
+                    f"{name} is damaged at offset {res.valid_end} (seq {self._st.next_seq}), "
+                    f"inside the witnessed part of the log (up to seq {w.size}); refusing to "
+                    "recover automatically: run 'cellblock audit verify' and investigate"
                 )
         tail = os.pread(self._fd, size - res.valid_end, res.valid_end)
         digest = hashlib.sha256(tail).hexdigest()

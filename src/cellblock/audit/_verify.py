@@ -20,7 +20,12 @@ from cellblock.audit._errors import AuditKeyError
 from cellblock.audit._format import parse_ts, seg_stem
 from cellblock.audit._keys import TrustRoot, trusted_key_id
 from cellblock.audit._segments import list_segments
-from cellblock.audit._verify_base import K, VerificationNotPossible
+from cellblock.audit._verify_base import (
+    TIER_SUMMARY,
+    TIER_WITNESS,
+    K,
+    VerificationNotPossible,
+)
 from cellblock.audit._verify_witness import _WitnessChecks
 from cellblock.audit.interface import VerificationReport, Witness
 
@@ -35,7 +40,14 @@ class _Verifier(_WitnessChecks):
             if not known:
                 raise VerificationNotPossible(f"{self.dir} holds no audit log segments")
             # Invariant: a log the witness has seen cannot vanish.
-            self.problem(K.TRUNCATION, f"every segment is gone; the witness knows {known[0]}")
+            self.problem(
+                K.TRUNCATION,
+                f"every segment is gone; the witness knows {known[0]}",
+                f"{seg_stem(0)}.jsonl",
+                0,
+                0,
+                tier=TIER_WITNESS,
+            )
             return self._report()
         live_firsts = sorted(f for f, k in segs.items() if "jsonl" in k)
         live = live_firsts[-1] if live_firsts else None
@@ -73,7 +85,13 @@ class _Verifier(_WitnessChecks):
         if live is not None:
             self._live_segment(live)
         elif closed:
-            self.problem(K.MISSING_SEGMENT, "no live segment follows the last closed segment")
+            self.problem(
+                K.MISSING_SEGMENT,
+                "no live segment follows the last closed segment",
+                f"{seg_stem(self.s.expected)}.jsonl",
+                0,
+                self.s.expected,
+            )
         for f, m in missing:
             name = f"{seg_stem(f)}.jsonl.gz"
             if self.s.pruned.get(name) == m.get("gz_sha256"):
@@ -83,7 +101,7 @@ class _Verifier(_WitnessChecks):
                     K.MISSING_SEGMENT,
                     "segment file is gone and no signed prune record covers it",
                     name,
-                    None,
+                    0,
                     m.get("first_seq"),
                 )
         self._final_checks()
@@ -92,26 +110,43 @@ class _Verifier(_WitnessChecks):
     def _final_checks(self) -> None:
         s = self.s
         if s.last_cp is not None and s.expected - s.last_cp - 1 > s.every:
+            where = s.uncovered_from[:2] if s.uncovered_from is not None else s.end
             self.problem(
                 K.MISSING_CHECKPOINT,
-                f"{s.expected - s.last_cp - 1} records after the last checkpoint",
-                None,
-                None,
-                s.last_cp,
+                f"{s.expected - s.last_cp - 1} records after the last checkpoint (seq "
+                f"{s.last_cp}), at most {s.every} allowed",
+                None if where is None else where[0],
+                None if where is None else where[1],
+                s.last_cp + 1,
             )
+        # Before the trust-root summary: the witness may explain it (a rollback to before a key
+        # rotation leaves a log that the current trust root never signed).
+        self._witness_checks()
         # Invariant: the chain's keys descend from the trust root.
+        genesis = self.segments[0] if self.segments else None
         if self.trusted not in s.chain_keys:
             keys = ", ".join(k[:24] + "…" for k in s.chain_keys) or "no key"
             self.problem(
                 K.UNKNOWN_KEY,
                 f"the log is signed by {keys}, none of which is the trust root "
                 f"{self.trusted[:24]}…",
+                genesis,
+                None if genesis is None else 0,
+                None if genesis is None else 0,
+                tier=TIER_SUMMARY,
             )
         elif (
             self.trusted != (s.chain_keys[0] if s.chain_keys else None)
             and self.trusted not in s.signers
         ):
-            self.problem(K.UNKNOWN_KEY, "the trusted key never signed a checkpoint in this log")
+            self.problem(
+                K.UNKNOWN_KEY,
+                "the trusted key never signed a checkpoint in this log",
+                genesis,
+                None if genesis is None else 0,
+                None if genesis is None else 0,
+                tier=TIER_SUMMARY,
+            )
         if s.uncovered_from is not None and s.uncovered_bytes:
             fname, off, ts = s.uncovered_from
             try:
@@ -125,7 +160,6 @@ class _Verifier(_WitnessChecks):
                 "not yet covered by a signed checkpoint",
                 fname,
             )
-        self._witness_checks()
 
 
 def verify(

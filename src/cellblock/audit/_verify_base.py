@@ -28,6 +28,12 @@ from cellblock.audit.interface import (
 
 K = ProblemKind
 
+# Report order of problems (lower first).
+TIER_FILE = 0  # a log file is not a regular file: nothing read through it can be trusted
+TIER_LOCAL = 1  # found in the records or manifests, at a file and offset
+TIER_WITNESS = 2  # the log disagrees with what the witness saw (rollback, cut, fork)
+TIER_SUMMARY = 3  # whole-log conclusions that the findings above usually explain
+
 
 class VerificationNotPossible(AuditError):
     """Verification could not run at all (missing directory, unreadable trust root)."""
@@ -79,6 +85,11 @@ class _State:
     head: RecordRef | None = None
     pubs: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     witness_record: Any = None  # the log's copy of the witnessed checkpoint
+    # where the witnessed head (witness_seq) and checkpoint (witness_seq + 1) sit: file, offset
+    witness_at: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # log.recovered records: (seq, file, offset, payload, record ts)
+    recovered: list[tuple[int, str, int, dict[str, Any], str]] = field(default_factory=list)
+    end: tuple[str, int] | None = None  # the last file walked and its (decompressed) length
 
 
 class _Base:
@@ -95,6 +106,7 @@ class _Base:
         self.witnessed: Checkpoint | None = None
         self.torn = False
         self.unsafe: set[str] = set()  # files already reported as not regular
+        self.tiers: list[int] = []  # parallel to self.problems
 
     def problem(
         self,
@@ -103,8 +115,14 @@ class _Base:
         file: str | None = None,
         offset: int | None = None,
         seq: int | None = None,
+        *,
+        tier: int = TIER_LOCAL,
     ) -> None:
+        """Record a problem; ``tier`` orders the report (see TIER_*), discovery order within."""
+        if kind == K.UNSAFE_FILE:
+            tier = TIER_FILE
         self.problems.append(Problem(kind, msg, file, offset, seq))
+        self.tiers.append(tier)
 
     def read(self, name: str, seq: int | None = None) -> bytes | None:
         """A log file's bytes, or None (reported as unsafe_file) if it is not a regular file.
@@ -129,7 +147,13 @@ class _Base:
             log_id=self.s.log_id,
             records=self.s.records,
             head=self.s.head,
-            problems=tuple(self.problems),
+            # Most telling first: a wrong file, then what the walk found where it found it, then
+            # what the witness shows, then the summaries those explain (e.g. an unknown trust root
+            # after a rollback to before a key rotation).
+            problems=tuple(
+                self.problems[i]
+                for i in sorted(range(len(self.problems)), key=self.tiers.__getitem__)
+            ),
             warnings=tuple(self.warnings),
             segments=tuple(self.segments),
             pruned_segments=tuple(self.pruned_names),

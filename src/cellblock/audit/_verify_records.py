@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
+import re
 import zlib
 from typing import Any
 
@@ -25,11 +27,14 @@ from cellblock.audit._format import (
     seg_stem,
     split_line,
 )
-from cellblock.audit._fsutil import NotRegularFileError, read_regular
+from cellblock.audit._fsutil import NotRegularFileError, check_real_dir, read_regular
 from cellblock.audit._keys import check_signature
 from cellblock.audit._verify_base import K, _Entry, _LazySeqs
 from cellblock.audit._verify_keys import _KeyChain
 from cellblock.audit.interface import RecordRef
+
+QUARANTINE = "quarantine"
+_QUARANTINE_RE = re.compile(r"quarantine/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class _RecordWalk(_KeyChain):
@@ -43,9 +48,9 @@ class _RecordWalk(_KeyChain):
         if f > s.expected:
             self.problem(
                 K.MISSING_SEGMENT,
-                f"records {s.expected}..{f - 1} are missing",
+                f"records {s.expected}..{f - 1} are missing before this segment",
                 name,
-                None,
+                0,
                 s.expected,
             )
         self._walk_bytes(name, data, compressed=False)
@@ -55,7 +60,7 @@ class _RecordWalk(_KeyChain):
             try:
                 data = gzip.decompress(data)
             except (OSError, EOFError, zlib.error) as exc:
-                self.problem(K.MALFORMED, f"cannot decompress: {exc}", name)
+                self.problem(K.MALFORMED, f"cannot decompress: {exc}", name, 0)
                 return
         entries: list[_Entry] = []
         fast = decode_ordinary
@@ -124,6 +129,7 @@ class _RecordWalk(_KeyChain):
             self._record(name, e, present, seen, seg_first, compressed)
         if s.expected > 0 and s.prev is not None:
             s.head = RecordRef(s.expected - 1, s.prev)
+        s.end = (name, pos)  # just past the last whole record (a torn tail is not counted)
 
     def _record(
         self,
@@ -209,8 +215,10 @@ class _RecordWalk(_KeyChain):
         s.records += 1
         if seq == s.witness_seq:
             s.witness_hash = stored
+            s.witness_at[seq] = (name, e.offset)
         elif seq == s.witness_seq + 1:
             s.witness_record = rec["payload"] if rec["type"] == T_CHECKPOINT else None
+            s.witness_at[seq] = (name, e.offset)
         if not compressed and rec["type"] != T_CHECKPOINT and s.uncovered_from is None:
             s.uncovered_from = (name, e.offset, rec["ts"])
         if s.uncovered_from is not None:
@@ -263,6 +271,8 @@ class _RecordWalk(_KeyChain):
                 name,
                 seq,
             )
+            s.recovered.append((seq, name, e.offset, p, rec["ts"]))
+            self._quarantine(name, e, p, seq)
         elif t == T_GENESIS:
             self.problem(K.MALFORMED, "second genesis record", name, e.offset, seq)
 
@@ -295,7 +305,7 @@ class _RecordWalk(_KeyChain):
             else:
                 s.signers.add(str(s.key))
                 if "next_key" in p:
-                    self._key_event(p, name, seq)
+                    self._key_event(p, name, seq, e.offset)
         # Invariant: no more than `every` records between checkpoints.
         base = s.last_cp if s.last_cp is not None else 0
         if seq - base - 1 > s.every:
@@ -311,6 +321,42 @@ class _RecordWalk(_KeyChain):
             s.every = int(p.get("every", s.every))
         s.uncovered_from = None
         s.uncovered_bytes = 0
+
+    def _quarantine(self, name: str, e: _Entry, p: dict[str, Any], seq: int) -> None:
+        """Invariant: the bytes a recovery moved aside are still in quarantine/, unchanged.
+
+        They are the evidence of what the recovery removed; losing them hides that.
+        """
+        moved = p.get("moved_to")
+        if not isinstance(moved, str) or not _QUARANTINE_RE.fullmatch(moved):
+            self.problem(
+                K.MISSING_QUARANTINE,
+                f"recovery record names no file inside quarantine/: {moved!r}",
+                name,
+                e.offset,
+                seq,
+            )
+            return
+        try:
+            check_real_dir(self.dir / QUARANTINE)
+            data = read_regular(self.dir / moved)
+        except FileNotFoundError:
+            why = "is gone"
+        except NotRegularFileError as exc:
+            why = exc.what
+        except OSError as exc:
+            why = f"cannot be read ({exc.strerror})"
+        else:
+            if len(data) == p.get("length") and hashlib.sha256(data).hexdigest() == p.get("sha256"):
+                return
+            why = "does not hold the bytes the recovery moved there"
+        self.problem(
+            K.MISSING_QUARANTINE,
+            f"{moved}, where the recovery at seq {seq} moved {p.get('length')} bytes, {why}",
+            name,
+            e.offset,
+            seq,
+        )
 
     def _manifest_record(self, name: str, e: _Entry, p: dict[str, Any], seq: int) -> None:
         # Invariant: the chain's copy of a manifest equals the manifest file (when kept).

@@ -31,7 +31,7 @@ class _SegmentChecks(_RecordWalk):
             _check_manifest_schema(m)
             return m
         except (OSError, ValueError) as exc:
-            self.problem(K.MANIFEST_MISMATCH, f"manifest unreadable: {exc}", name, None, f)
+            self.problem(K.MANIFEST_MISMATCH, f"manifest unreadable: {exc}", name, 0, f)
             return None
 
     def _closed_segment(
@@ -53,12 +53,10 @@ class _SegmentChecks(_RecordWalk):
                 dig = hashlib.sha256(gz_bytes).hexdigest()
                 if dig in digests and digests[dig] != f:
                     self.problem(
-                        K.DUPLICATE, f"copy of segment {seg_stem(digests[dig])}", gz_name, None, f
+                        K.DUPLICATE, f"copy of segment {seg_stem(digests[dig])}", gz_name, 0, f
                     )
                     return
-                self.problem(
-                    K.MANIFEST_MISMATCH, "closed segment has no manifest", gz_name, None, f
-                )
+                self.problem(K.MANIFEST_MISMATCH, "closed segment has no manifest", gz_name, 0, f)
                 self._walk_bytes(gz_name, gz_bytes, compressed=True)
             return
         mname = f"{seg_stem(f)}.manifest.json"
@@ -69,11 +67,11 @@ class _SegmentChecks(_RecordWalk):
                 K.REORDERING,
                 f"manifest describes {m['segment']} but is stored as {mname}",
                 mname,
-                None,
+                0,
                 f,
             )
         if s.log_id is not None and m["log"] != s.log_id:
-            self.problem(K.FORK, f"manifest belongs to log {m['log']}", mname, None, f)
+            self.problem(K.FORK, f"manifest belongs to log {m['log']}", mname, 0, f)
         s.log_id = s.log_id or str(m["log"])
         # Invariant: a manifest is signed by the key in force at the end of its segment.
         end_key = m["end_key"]
@@ -83,22 +81,20 @@ class _SegmentChecks(_RecordWalk):
                 raise AuditKeyError("manifest key id does not match its public key")
             why = check_signature(end_pub, m)
             if why:
-                self.problem(K.BAD_SIGNATURE, f"manifest: {why}", mname, None, f)
+                self.problem(K.BAD_SIGNATURE, f"manifest: {why}", mname, 0, f)
         except (AuditKeyError, KeyError, TypeError) as exc:
-            self.problem(K.BAD_SIGNATURE, f"manifest key unusable: {exc}", mname, None, f)
+            self.problem(K.BAD_SIGNATURE, f"manifest key unusable: {exc}", mname, 0, f)
         # Invariant: segments tile the seq space with no gap or overlap, each linking to the last.
         if f > s.expected:
             self.problem(
                 K.MISSING_SEGMENT,
                 f"records {s.expected}..{f - 1} are missing",
                 gz_name,
-                None,
+                0,
                 s.expected,
             )
         elif f < s.expected:
-            self.problem(
-                K.DUPLICATE, f"segment starts at seq {f}, already covered", gz_name, None, f
-            )
+            self.problem(K.DUPLICATE, f"segment starts at seq {f}, already covered", gz_name, 0, f)
             return
         elif s.prev is not None and m["first_prev"] != s.prev:
             self.problem(K.CHAIN_BREAK, "segment does not link to the previous one", gz_name, 0, f)
@@ -109,7 +105,7 @@ class _SegmentChecks(_RecordWalk):
                 K.UNKNOWN_KEY,
                 "segment starts under a key the chain did not announce",
                 mname,
-                None,
+                0,
                 f,
             )
         if gz_bytes is None:
@@ -128,7 +124,7 @@ class _SegmentChecks(_RecordWalk):
                 )
                 kind = K.REORDERING if own_ok else K.DUPLICATE
                 self.problem(
-                    kind, f"file holds the content of segment {seg_stem(other)}", gz_name, None, f
+                    kind, f"file holds the content of segment {seg_stem(other)}", gz_name, 0, f
                 )
                 self._skip_with_manifest(m, mname)
                 return
@@ -136,7 +132,7 @@ class _SegmentChecks(_RecordWalk):
                 K.MANIFEST_MISMATCH,
                 "compressed file digest differs from manifest",
                 gz_name,
-                None,
+                0,
                 f,
             )
         self._walk_bytes(gz_name, gz_bytes, compressed=True)
@@ -146,7 +142,7 @@ class _SegmentChecks(_RecordWalk):
                 K.MANIFEST_MISMATCH,
                 f"segment ends at seq {s.expected - 1}, manifest says {m['last_seq']}",
                 gz_name,
-                None,
+                0,
                 m["last_seq"],
             )
             self._skip_with_manifest(m, mname, walked=True)
@@ -155,7 +151,7 @@ class _SegmentChecks(_RecordWalk):
                 K.UNKNOWN_KEY,
                 "manifest end key differs from the chain's key",
                 mname,
-                None,
+                0,
                 m["last_seq"],
             )
 
@@ -170,7 +166,7 @@ class _SegmentChecks(_RecordWalk):
                     K.UNKNOWN_KEY,
                     "manifest end key is not announced by the chain",
                     mname,
-                    None,
+                    0,
                     m["last_seq"],
                 )
             s.records += int(m["count"])
@@ -181,6 +177,7 @@ class _SegmentChecks(_RecordWalk):
         s.last_type = T_CHECKPOINT
         if s.witness_seq == m["last_seq"]:
             s.witness_hash = s.prev
+            s.witness_at[s.witness_seq] = (mname, 0)
 
 
 _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {

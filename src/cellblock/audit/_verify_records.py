@@ -60,7 +60,7 @@ class _RecordWalk(_KeyChain):
             try:
                 data = gzip.decompress(data)
             except (OSError, EOFError, zlib.error) as exc:
-                self.problem(K.MALFORMED, f"cannot decompress: {exc}", name, 0)
+                self.problem(K.MALFORMED, f"cannot decompress: {exc}", name, 0, self.s.expected)
                 return
         entries: list[_Entry] = []
         fast = decode_ordinary

@@ -26,7 +26,7 @@ from cellblock.audit import (
     DirectoryWitness,
     default_private_key,
     default_public_key,
-    generate_keypair,
+    ensure_keypair,
 )
 from cellblock.errors import CellblockError
 from cellblock.policy import Decision, LoadedPolicy, Policy, PolicyError, load_policy
@@ -194,9 +194,10 @@ class Pipeline:
         settings = self.policy.audit
         directory = audit_dir or settings.resolve_directory(env)
         key = settings.signing_key or default_private_key()
-        if not Path(key).exists() and settings.signing_key is None:
-            # first use: make the operator's key pair outside any sandbox (private file 0600)
-            generate_keypair(Path(key), default_public_key())
+        if settings.signing_key is None:
+            # first use: make the operator's key pair outside any sandbox (private file 0600);
+            # safe when several runs start together: all end up using the same pair
+            ensure_keypair(Path(key), default_public_key())
         witness = DirectoryWitness(settings.witness) if settings.witness else None
         try:
             return AuditLog.open(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cellblock.audit import _verify, verify
+from cellblock.audit import _verify_records, verify
 from cellblock.audit._format import (
     NOT_KEPT,
     LineError,
@@ -145,7 +145,7 @@ def test_reports_identical_with_and_without_fast_path(
         now = time.time()
         fast = verify(env.log_dir, trust_root=env.pub, witness=env.witness, now=now)
         with monkeypatch.context() as mp:
-            mp.setattr(_verify, "decode_ordinary", lambda line: None)
+            mp.setattr(_verify_records, "decode_ordinary", lambda line: None)
             slow = verify(env.log_dir, trust_root=env.pub, witness=env.witness, now=now)
         assert fast.to_dict() == slow.to_dict()
         kinds.update(p.kind for p in fast.problems)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -169,7 +169,8 @@ def test_live_segment_attack(
     assert not rep.ok
     assert expected <= kinds(rep), rep.problems
     named = next(p for p in rep.problems if str(p.kind) in expected)
-    assert named.file is not None or named.kind in ("truncation", "missing_checkpoint")
+    # every problem says where: file, offset and seq
+    assert all(None not in (p.file, p.offset, p.seq) for p in rep.problems), rep.problems
     if str(named.kind) in {
         "hash_mismatch",
         "chain_break",
@@ -265,6 +266,15 @@ def _rotated(env: Env) -> list[Path]:
     gz = sorted(env.log_dir.glob("*.jsonl.gz"))
     assert len(gz) >= 4 and env.verify().ok
     return gz
+
+
+@pytest.fixture(autouse=True)
+def _every_problem_is_located(env: Env) -> Iterator[None]:
+    """After each attack here: every problem names its file, offset and seq."""
+    yield
+    if env.log_dir.is_dir():
+        for p in env.verify().problems:
+            assert None not in (p.file, p.offset, p.seq), p
 
 
 def test_delete_rotated_segment(env: Env) -> None:

@@ -22,7 +22,7 @@ from cellblock.audit._errors import (
     VerificationError,
     WitnessError,
 )
-from cellblock.audit._keys import generate_keypair, key_id, load_public
+from cellblock.audit._keys import ensure_keypair, generate_keypair, key_id, load_public
 from cellblock.audit._log import AuditLog, AuditRecordError
 from cellblock.audit._paths import default_audit_dir, default_private_key, default_public_key
 from cellblock.audit._verify import VerificationNotPossible, verify
@@ -58,6 +58,7 @@ __all__ = [
     "default_audit_dir",
     "default_private_key",
     "default_public_key",
+    "ensure_keypair",
     "generate_keypair",
     "key_id",
     "load_public",

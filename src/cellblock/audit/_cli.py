@@ -1,10 +1,11 @@
-"""``cellblock audit``: keygen, verify, show, tail, export, rotate, prune."""
+"""``cellblock audit``: keygen, verify, show, tail, export, rotate, prune, rotate-key."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import re
 import sys
 import time
@@ -12,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cellblock.audit._errors import AuditError
+from cellblock.audit._errors import AuditError, AuditKeyError
 from cellblock.audit._format import LineError, decode_line, parse_ts, seg_stem
-from cellblock.audit._keys import generate_keypair
+from cellblock.audit._fsutil import fsync_dir, read_regular
+from cellblock.audit._keys import destroy_key_file, generate_keypair
 from cellblock.audit._log import AuditLog
 from cellblock.audit._paths import default_audit_dir, default_private_key, default_public_key
 from cellblock.audit._segments import list_segments
@@ -24,20 +26,24 @@ from cellblock.audit._witness import DirectoryWitness
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("audit", help="tamper-evident audit log", description=__doc__)
-    p.add_argument(
-        "--audit-dir",
-        type=Path,
-        default=None,
-        help="log directory (default: $CELLBLOCK_AUDIT_DIR or the user data dir)",
-    )
+    p.add_argument("--audit-dir", type=Path, default=None, help=_AUDIT_DIR_HELP)
+    # The same option after the subcommand, as people type it; SUPPRESS keeps the value given
+    # before the subcommand when it is not repeated after it.
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--audit-dir", type=Path, default=argparse.SUPPRESS, help=_AUDIT_DIR_HELP)
     asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
 
-    k = asub.add_parser("keygen", help="create an Ed25519 signing key pair (private key 0600)")
+    def add(name: str, helptext: str) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = asub.add_parser(name, help=helptext, parents=[shared])
+        return sp
+
+    k = add("keygen", "create an Ed25519 signing key pair (private key 0600)")
     k.add_argument("--private", type=Path, default=None, help="private key path")
     k.add_argument("--public", type=Path, default=None, help="public key path")
+    k.add_argument("--json", action="store_true", help="print a machine-readable result")
     k.set_defaults(func=_keygen)
 
-    v = asub.add_parser("verify", help="verify the whole log (exit 0 intact, 1 problem, 2 error)")
+    v = add("verify", "verify the whole log (exit 0 intact, 1 problem, 2 error)")
     v.add_argument(
         "--trust-root",
         default=None,
@@ -47,19 +53,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     v.add_argument("--json", action="store_true", help="print a machine-readable report")
     v.set_defaults(func=_verify)
 
-    s = asub.add_parser("show", help="print records")
+    s = add("show", "print records")
     s.add_argument("--type", default=None, help="only records of this type")
     s.add_argument("--seq", type=int, default=None, help="only this record")
     s.add_argument("--raw", action="store_true", help="print stored lines unchanged")
     s.set_defaults(func=_show)
 
-    t = asub.add_parser("tail", help="print the last records")
+    t = add("tail", "print the last records")
     t.add_argument("-n", type=int, default=10, help="how many (default 10)")
     t.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
     t.add_argument("--raw", action="store_true", help="print stored lines unchanged")
     t.set_defaults(func=_tail)
 
-    e = asub.add_parser("export", help="write stored lines (verifiable JSON Lines) to stdout")
+    e = add("export", "write stored lines (verifiable JSON Lines) to stdout")
     e.add_argument(
         "--since", required=True, help="ISO time (2026-01-31T12:00Z) or age like 90m, 24h, 7d"
     )
@@ -70,13 +76,35 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     for name, helptext, fn in (
         ("rotate", "close the live segment now (sign, compress, manifest)", _rotate),
         ("prune", "delete segments older than the retention period (signed prune record)", _prune),
+        ("rotate-key", "switch the log to a new signing key, announced under the old one", _rekey),
     ):
-        r = asub.add_parser(name, help=helptext)
+        r = add(name, helptext)
         r.add_argument("--signing-key", type=Path, default=None, help="private key path")
         r.add_argument("--witness", type=Path, default=None, help="witness directory")
+        r.add_argument("--json", action="store_true", help="print a machine-readable result")
         if name == "prune":
             r.add_argument("--retention-days", type=int, default=30)
+        if name == "rotate-key":
+            r.add_argument(
+                "--new-key",
+                type=Path,
+                default=None,
+                help="an existing private key to switch to (default: make a new pair and put it "
+                "in place of the current one)",
+            )
+            r.add_argument(
+                "--public",
+                type=Path,
+                default=None,
+                help="public key file to replace with the new one (default: the signing key's)",
+            )
+            r.add_argument(
+                "--keep-old", action="store_true", help="do not destroy the old private key file"
+            )
         r.set_defaults(func=fn)
+
+
+_AUDIT_DIR_HELP = "log directory (default: $CELLBLOCK_AUDIT_DIR or the user data dir)"
 
 
 def _dir(args: argparse.Namespace) -> Path:
@@ -89,11 +117,27 @@ def _keygen(args: argparse.Namespace) -> int:
     pub = args.public or (
         priv.with_suffix(".pub") if args.private is not None else default_public_key()
     )
-    kid = generate_keypair(priv, pub)
+    try:
+        kid = generate_keypair(priv, pub)
+    except AuditError as exc:
+        return _json_error(args, exc)
+    if args.json:
+        print(
+            json.dumps({"ok": True, "private_key": str(priv), "public_key": str(pub), "key": kid})
+        )
+        return 0
     print(f"private key: {priv} (mode 0600; keep it outside every sandbox)")
     print(f"public key:  {pub}")
     print(f"fingerprint: {kid}")
     return 0
+
+
+def _json_error(args: argparse.Namespace, exc: AuditError) -> int:
+    """With --json an error is a JSON object on stdout too (and the same exit status)."""
+    if not getattr(args, "json", False):
+        raise exc
+    print(json.dumps({"ok": False, "error": str(exc)}))
+    return exc.exit_code
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -130,10 +174,10 @@ def _iter_lines(directory: Path) -> Iterator[tuple[str, bytes]]:
         kinds = segs[first]
         if "jsonl" in kinds:
             name = f"{seg_stem(first)}.jsonl"
-            data = (directory / name).read_bytes()
+            data = read_regular(directory / name)
         elif "jsonl.gz" in kinds:
             name = f"{seg_stem(first)}.jsonl.gz"
-            data = gzip.decompress((directory / name).read_bytes())
+            data = gzip.decompress(read_regular(directory / name))
         else:
             continue
         for line in data.splitlines(keepends=True):
@@ -231,25 +275,131 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(args: argparse.Namespace, **kw: Any) -> AuditLog:
+def _open(args: argparse.Namespace, signing_key: Path | None = None, **kw: Any) -> AuditLog:
     d = _dir(args)
     _require(d)
     witness = DirectoryWitness(args.witness) if args.witness else None
-    return AuditLog.open(d, signing_key=args.signing_key, witness=witness, **kw)
+    key = signing_key if signing_key is not None else args.signing_key
+    return AuditLog.open(d, signing_key=key, witness=witness, **kw)
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    with _open(args) as log:
-        name = log.rotate()
-    print(f"closed {name}" if name else "nothing to rotate: the live segment is empty")
+    try:
+        with _open(args) as log:
+            name = log.rotate()
+    except AuditError as exc:
+        return _json_error(args, exc)
+    if args.json:
+        print(json.dumps({"ok": True, "closed": name}))
+    else:
+        print(f"closed {name}" if name else "nothing to rotate: the live segment is empty")
     return 0
 
 
 def _prune(args: argparse.Namespace) -> int:
-    with _open(args, retention_days=args.retention_days) as log:
-        pruned = log.prune()
+    try:
+        with _open(args, retention_days=args.retention_days) as log:
+            pruned = log.prune()
+    except AuditError as exc:
+        return _json_error(args, exc)
+    if args.json:
+        print(json.dumps({"ok": True, "pruned": pruned, "retention_days": args.retention_days}))
+        return 0
     for name in pruned:
         print(f"pruned {name}")
     if not pruned:
         print(f"nothing older than {args.retention_days} days")
     return 0
+
+
+def _rekey(args: argparse.Namespace) -> int:
+    try:
+        result = _rotate_key(args)
+    except AuditError as exc:
+        return _json_error(args, exc)
+    if args.json:
+        print(json.dumps({"ok": True, **result}))
+        return 0
+    old = result["old_key"] or "(the key an interrupted earlier run replaced)"
+    print(f"log {result['log_id']}: signing key {old} -> {result['new_key']}")
+    print(f"private key: {result['private_key']} (mode 0600)")
+    if result["public_key"] is not None:
+        print(f"public key:  {result['public_key']}")
+    print(
+        "the old private key was destroyed"
+        if result["old_key_destroyed"]
+        else "the old private key was kept: destroy it yourself once it is no longer needed"
+    )
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace) -> dict[str, Any]:
+    """Announce a new key under the old one; by default also put the new pair in the old's place.
+
+    In place: the new pair is made beside the old as ``<key>.next``/``<pub>.next``, announced,
+    then the old private key is overwritten and unlinked and the new files renamed over the old
+    names. If that is interrupted, running the command again finishes it.
+    """
+    key = args.signing_key or default_private_key()
+    if args.new_key is not None:
+        with _open(args, signing_key=key) as log:
+            prev_id = log.key_id
+            new_id = log.rotate_key(args.new_key, destroy_old=not args.keep_old)
+            log_id = log.log_id
+        return {
+            "log_id": log_id,
+            "old_key": prev_id,
+            "new_key": new_id,
+            "private_key": str(args.new_key),
+            "public_key": None,
+            "old_key_destroyed": not args.keep_old,
+            "resumed": False,
+        }
+    pub = args.public or (
+        default_public_key() if args.signing_key is None else key.with_suffix(".pub")
+    )
+    nxt, pub_nxt = key.with_name(key.name + ".next"), pub.with_name(pub.name + ".next")
+    old_id: str | None = None
+    resumed = False
+    if nxt.exists():
+        # An earlier run was interrupted: finish it if its new key already took over the log.
+        try:
+            with _open(args, signing_key=nxt) as log:
+                new_id, log_id = log.key_id, log.log_id
+            resumed = True
+        except AuditKeyError:
+            nxt.unlink()  # never announced, never signed anything
+            pub_nxt.unlink(missing_ok=True)
+    if not resumed:
+        if pub_nxt.exists():
+            pub_nxt.unlink()
+        generate_keypair(nxt, pub_nxt)
+        with _open(args, signing_key=key) as log:
+            old_id, log_id = log.key_id, log.log_id
+            new_id = log.rotate_key(nxt, destroy_old=False)
+    destroyed = False
+    try:
+        if not args.keep_old and key.exists():
+            destroy_key_file(key)
+            destroyed = True
+        if args.keep_old and key.exists():
+            os.replace(key, key.with_name(key.name + ".old"))
+        os.replace(nxt, key)
+        os.replace(pub_nxt, pub)
+        fsync_dir(key.parent)
+        if pub.parent != key.parent:
+            fsync_dir(pub.parent)
+    except OSError as exc:
+        raise AuditKeyError(
+            f"the log now uses the key in {nxt}, but it could not be moved into place "
+            f"({exc.strerror}); run 'cellblock audit rotate-key' again to finish"
+        ) from None
+    return {
+        "log_id": log_id,
+        "old_key": old_id,
+        "new_key": new_id,
+        "private_key": str(key),
+        "public_key": str(pub),
+        "old_key_destroyed": destroyed,
+        "resumed": resumed,
+    }

@@ -69,6 +69,14 @@ UnauthorisedPruneError = _make(
     "UnauthorisedPruneError", "unauthorised_prune", "Segments were pruned without a signed record."
 )
 MalformedRecordError = _make("MalformedRecordError", "malformed", "Bytes do not parse as a record.")
+UnsafeFileError = _make(
+    "UnsafeFileError", "unsafe_file", "A log file is a link, FIFO, device or directory."
+)
+MissingQuarantineError = _make(
+    "MissingQuarantineError",
+    "missing_quarantine",
+    "Bytes a recovery moved to quarantine are gone or changed.",
+)
 
 VERIFICATION_ERRORS: dict[str, type[VerificationError]] = {
     cls.kind: cls
@@ -89,5 +97,7 @@ VERIFICATION_ERRORS: dict[str, type[VerificationError]] = {
         ManifestMismatchError,
         UnauthorisedPruneError,
         MalformedRecordError,
+        UnsafeFileError,
+        MissingQuarantineError,
     )
 }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import secrets
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from cellblock.audit._errors import AuditKeyError
 from cellblock.audit._format import SIG_ALG, signed_message
+from cellblock.audit._fsutil import fsync_dir
 
 KEY_ID_PREFIX = "ed25519:"
 
@@ -37,37 +40,103 @@ def public_from_hex(hexstr: str) -> Ed25519PublicKey:
         raise AuditKeyError(f"not an Ed25519 public key: {exc}") from None
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    # O_EXCL: never overwrite a key; the mode is set at creation so there is no readable window.
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    except FileExistsError:
-        raise AuditKeyError(f"{path} already exists; refusing to overwrite a key") from None
-    try:
-        os.fchmod(fd, mode)  # umask may have stripped bits we want, never added any
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def generate_keypair(private_path: Path, public_path: Path) -> str:
-    """Create an Ed25519 key pair; the private file is 0600. Returns the key id."""
-    private_path, public_path = Path(private_path), Path(public_path)
-    if public_path.exists():
-        raise AuditKeyError(f"{public_path} already exists; refusing to overwrite a key")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
+def _key_pems(key: Ed25519PrivateKey) -> tuple[bytes, bytes]:
+    private = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    pub = key.public_key().public_bytes(
+    public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_new(private_path, pem, 0o600)
-    _write_new(public_path, pub, 0o644)
+    return private, public
+
+
+def _publish(path: Path, data: bytes, mode: int) -> bool:
+    """Create ``path`` holding ``data`` atomically; False (and nothing written) if it exists.
+
+    The bytes go to a private temporary file first (mode set at creation, so there is no readable
+    window) and are then hard-linked into place: ``link`` fails with EEXIST instead of replacing,
+    and a reader never sees a partly written key. This is what lets racing first uses agree.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # umask may have stripped bits we want, never added any
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path, follow_symlinks=False)
+        except FileExistsError:
+            return False
+        fsync_dir(path.parent)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _publish_or_explain(path: Path, data: bytes, mode: int) -> bool:
+    try:
+        return _publish(path, data, mode)
+    except OSError as exc:
+        raise AuditKeyError(f"cannot create key file {path}: {exc.strerror}") from None
+
+
+def generate_keypair(private_path: Path, public_path: Path) -> str:
+    """Create an Ed25519 key pair; the private file is 0600. Returns the key id.
+
+    Refuses (AuditKeyError) to overwrite either file; see :func:`ensure_keypair` for first use.
+    """
+    private_path, public_path = Path(private_path), Path(public_path)
+    for path in (public_path, private_path):
+        if os.path.lexists(path):
+            raise AuditKeyError(f"{path} already exists; refusing to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    pem, pub = _key_pems(key)
+    if not _publish_or_explain(private_path, pem, 0o600):
+        raise AuditKeyError(f"{private_path} already exists; refusing to overwrite a key")
+    if not _publish_or_explain(public_path, pub, 0o644):
+        raise AuditKeyError(f"{public_path} already exists; refusing to overwrite a key")
+    return key_id(key.public_key())
+
+
+def ensure_keypair(private_path: Path, public_path: Path) -> str:
+    """First use: make the key pair unless it exists, and return the key id in force.
+
+    Safe when several processes start together on a new machine: whichever links its private key
+    first wins, every other one reads that key back and uses it (and writes the matching public
+    key if the winner has not yet). A public key that does not match the private key is refused.
+    """
+    private_path, public_path = Path(private_path), Path(public_path)
+    if not os.path.lexists(private_path):
+        # The public key is always published after its private key, so test it first: a racer
+        # that appears between the two tests is then seen as having made both.
+        if os.path.lexists(public_path) and not os.path.lexists(private_path):
+            raise AuditKeyError(
+                f"{public_path} exists but its private key {private_path} does not; restore the "
+                "private key, or move the public key aside to create a new pair"
+            )
+        pem, _ = _key_pems(Ed25519PrivateKey.generate())
+        _publish_or_explain(private_path, pem, 0o600)  # lost the race: use the winner's key
+    key = load_private(private_path)
+    _, pub = _key_pems(key)
+    if os.path.lexists(public_path) or not _publish_or_explain(public_path, pub, 0o644):
+        try:
+            held = load_public(public_path)
+        except AuditKeyError:
+            held = None
+        if held is None or raw_public(held) != raw_public(key.public_key()):
+            raise AuditKeyError(
+                f"{public_path} does not hold the public key of {private_path}; move the wrong "
+                "file aside"
+            )
     return key_id(key.public_key())
 
 

@@ -42,7 +42,13 @@ from cellblock.audit._format import (
     parse_ts,
     seg_stem,
 )
-from cellblock.audit._fsutil import atomic_write, fsync_dir
+from cellblock.audit._fsutil import (
+    atomic_write,
+    check_real_dir,
+    fsync_dir,
+    open_regular,
+    read_regular,
+)
 from cellblock.audit._keys import destroy_key_file, key_id, load_private, raw_public, sign_payload
 from cellblock.audit._paths import default_private_key
 from cellblock.audit._segments import ChainState, ScanResult, list_segments, scan
@@ -156,7 +162,7 @@ class AuditLog:
         self.recoveries: list[dict[str, Any]] = []
         try:
             self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._lock_fd = os.open(self._dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock_fd = open_regular(self._dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise AuditWriteError(
                 f"cannot open audit directory {self._dir}: {exc.strerror}"
@@ -269,10 +275,11 @@ class AuditLog:
             os.unlink(self._dir / f"{seg_stem(first)}.jsonl")
             fsync_dir(self._dir)
         first = live[-1]
-        if first == 0 and os.path.getsize(self._dir / f"{seg_stem(0)}.jsonl") == 0:
+        self._open_live(first)
+        if first == 0 and os.fstat(self._fd).st_size == 0:
+            self._release_live()
             self._create()
             return
-        self._open_live(first)
         self._scan_from(0, ChainState(next_seq=first, head=GENESIS_PREV if first == 0 else None))
         if self._st.log_id is None:
             raise LogCorruptedError(f"live segment {seg_stem(first)}.jsonl has no valid record")
@@ -281,7 +288,8 @@ class AuditLog:
     def _open_live(self, first: int) -> None:
         path = self._dir / f"{seg_stem(first)}.jsonl"
         try:
-            self._fd = os.open(path, os.O_RDWR | os.O_APPEND)
+            # never a link (it would make the writer append outside the log) nor a FIFO
+            self._fd = open_regular(path, os.O_RDWR | os.O_APPEND)
         except OSError as exc:
             raise AuditWriteError(f"cannot open {path}: {exc.strerror}") from None
         self._live_first = first
@@ -310,15 +318,21 @@ class AuditLog:
                 w = self._witness.latest(self._st.log_id)
             except WitnessError:
                 w = None
-            if w is not None and w.size > self._st.next_seq:
+            # The witnessed part is records 0..w.size: the checkpoint at seq w.size included.
+            # A witnessed checkpoint was on disk (fsynced) before the witness saw it, so damage
+            # there is not a crash's torn write but tampering or media failure: keep the evidence.
+            if w is not None and w.size >= self._st.next_seq:
                 raise LogCorruptedError(
-                    f"{name} is damaged at offset {res.valid_end}, inside the witnessed part "
-                    f"of the log (size {w.size}); refusing to recover automatically"
+                    f"{name} is damaged at offset {res.valid_end} (seq {self._st.next_seq}), "
+                    f"inside the witnessed part of the log (up to seq {w.size}); refusing to "
+                    "recover automatically: run 'cellblock audit verify' and investigate"
                 )
         tail = os.pread(self._fd, size - res.valid_end, res.valid_end)
         digest = hashlib.sha256(tail).hexdigest()
         qdir = self._dir / QUARANTINE
-        qdir.mkdir(exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileExistsError):
+            qdir.mkdir(mode=0o700)
+        check_real_dir(qdir)  # a link here would move the evidence out of the log directory
         qname = f"{name}.{res.valid_end}.{digest[:16]}.tail"
         try:
             atomic_write(qdir / qname, tail, 0o600)
@@ -352,8 +366,7 @@ class AuditLog:
 
     def _create(self) -> None:
         path = self._dir / f"{seg_stem(0)}.jsonl"
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        os.close(fd)
+        os.close(open_regular(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600))
         fsync_dir(self._dir)
         self._open_live(0)
         log_id = uuid.uuid4().hex
@@ -650,7 +663,10 @@ class AuditLog:
         gz_path = self._dir / f"{stem}.jsonl.gz"
         try:
             tmp = gz_path.with_name(gz_path.name + ".tmp")
-            with open(tmp, "wb") as raw:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            tmp_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with open(tmp_fd, "wb") as raw:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
                     off = 0
                     while off < self._end:
@@ -662,7 +678,7 @@ class AuditLog:
                 raw.flush()
                 os.fsync(raw.fileno())
             os.replace(tmp, gz_path)
-            gz_bytes = gz_path.read_bytes()
+            gz_bytes = read_regular(gz_path)
             manifest = sign_payload(
                 self._key,
                 {
@@ -741,7 +757,7 @@ class AuditLog:
             for first, kinds in sorted(list_segments(self._dir).items()):
                 if first >= self._live_first or not {"jsonl.gz", "manifest.json"} <= kinds:
                     continue
-                m = json.loads((self._dir / f"{seg_stem(first)}.manifest.json").read_bytes())
+                m = json.loads(read_regular(self._dir / f"{seg_stem(first)}.manifest.json"))
                 if parse_ts(m["last_ts"]) < cutoff:
                     victims.append(
                         {

@@ -9,7 +9,13 @@ import re
 from pathlib import Path
 
 from cellblock.audit._errors import WitnessError
-from cellblock.audit._fsutil import atomic_write, fsync_dir
+from cellblock.audit._fsutil import (
+    NotRegularFileError,
+    atomic_write,
+    fsync_dir,
+    open_regular,
+    read_regular,
+)
 from cellblock.audit.interface import Checkpoint, Witness
 
 _LOG_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -34,9 +40,11 @@ class DirectoryWitness(Witness):
     def submit(self, checkpoint: Checkpoint) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            lock_fd = open_regular(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise WitnessError(f"witness {self.path} is not writable: {exc.strerror}") from None
+        except NotRegularFileError as exc:
+            raise WitnessError(f"witness lock {exc.path} {exc.what}") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             held = self.latest(checkpoint.log_id)
@@ -61,11 +69,13 @@ class DirectoryWitness(Witness):
     def latest(self, log_id: str) -> Checkpoint | None:
         path = self._file(log_id)
         try:
-            data = path.read_bytes()
+            data = read_regular(path)  # never a link to elsewhere, never a FIFO that blocks
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise WitnessError(f"cannot read witness file {path}: {exc.strerror}") from None
+        except NotRegularFileError as exc:
+            raise WitnessError(f"witness file {path} {exc.what}") from None
         try:
             payload = json.loads(data)
             if not isinstance(payload, dict):

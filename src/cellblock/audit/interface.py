@@ -93,6 +93,8 @@ class ProblemKind(enum.StrEnum):
     MISSING_SEGMENT = "missing_segment"
     MANIFEST_MISMATCH = "manifest_mismatch"
     UNAUTHORISED_PRUNE = "unauthorised_prune"
+    UNSAFE_FILE = "unsafe_file"
+    MISSING_QUARANTINE = "missing_quarantine"
 
 
 @dataclass(frozen=True, slots=True)

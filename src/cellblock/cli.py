@@ -12,29 +12,26 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from cellblock import __version__
 from cellblock._terminal import note
 from cellblock.errors import CellblockError
 
 EXIT_USAGE = 64  # EX_USAGE, as the README's table says; argparse's own 2 is a program's exit(2)
+# Commands whose usage status was documented before: `cellblock assess` exits 2 (docs/assess.md).
+_DOCUMENTED_USAGE_STATUS = {"cellblock assess": 2}
 
 
 class CliParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one sentence and ``usage_status`` (64).
+    """An argument parser whose usage errors are one sentence and exit 64.
 
-    Subcommand parsers are made of this class too (argparse uses the parent's class); a
-    subcommand with its own documented usage status (``assess``: 2) passes ``usage_status``.
+    Subcommand parsers are made of this class too (argparse uses the parent's class).
     """
-
-    def __init__(self, *args: Any, usage_status: int = EXIT_USAGE, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.usage_status = usage_status
 
     def error(self, message: str) -> NoReturn:
         note(f"error: {message}; see `{self.prog} --help`", sys.stderr)
-        sys.exit(self.usage_status)
+        sys.exit(_DOCUMENTED_USAGE_STATUS.get(self.prog, EXIT_USAGE))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="Assess Python code with an AST capability pass and Bandit, and with "
         "Semgrep on shipped rules when --deep is given or the fast path finds something risky.",
         epilog="exit status: 0 below --fail-on, 1 at or above it, 2 on usage or input errors",
-        usage_status=EXIT_USAGE,  # assess documents 2 for usage errors (see cellblock.cli)
     )
     p.add_argument("file", metavar="FILE", help="the Python file to assess, or - for stdin")
     p.add_argument("--format", choices=("table", "json", "sarif"), default="table",

@@ -24,6 +24,9 @@ NOTE_PREFIX = "cellblock: "
 _SUSPECT = re.compile(r"\r(?!\n)|[^\t\n\r\x20-\x7e]")
 # "cellblock" as a word at the start (a file named cellblock.yaml is not a note).
 _NOTE_LIKE = re.compile(r"[\[(<{\s]*cellblock(?![\w.-])")
+# Lines that might: a first visible character that is c, C or not ASCII (look-alikes, wide forms,
+# Unicode blanks). Only these pay for the full check, so long outputs stay fast.
+_CANDIDATE = re.compile(r"(?m)^[ \t\[(<{]*(?:[cC]|[^\x00-\x7f])[^\n]*")
 _JOINERS = frozenset("\u200c\u200d")  # zero-width (non-)joiners: part of emoji and scripts
 # Letters that look like the ones in "cellblock" in common terminal fonts.
 _LOOKALIKES = str.maketrans(
@@ -70,11 +73,12 @@ def escape_text(text: str) -> str:
 
 
 def _looks_like_a_note(line: str) -> bool:
-    skeleton = "".join(
-        c for c in unicodedata.normalize("NFKD", line.lstrip()[:40]) if not unicodedata.combining(c)
-    )
-    skeleton = skeleton.casefold().translate(_LOOKALIKES)
-    return _NOTE_LIKE.match(skeleton) is not None
+    head = line.lstrip()[:40]
+    if not head.isascii():  # fold wide forms and accents, then look-alike letters
+        head = "".join(
+            c for c in unicodedata.normalize("NFKD", head) if not unicodedata.combining(c)
+        )
+    return _NOTE_LIKE.match(head.casefold().translate(_LOOKALIKES)) is not None
 
 
 def program_output(text: str) -> str:
@@ -84,12 +88,15 @@ def program_output(text: str) -> str:
     first visible character escaped, so ``cellblock: timed out`` from the program is shown as
     ``\\x63ellblock: timed out``.
     """
-    lines = escape_text(text).split("\n")
-    for i, line in enumerate(lines):
-        if _looks_like_a_note(line):
-            lead = len(line) - len(line.lstrip())
-            lines[i] = line[:lead] + _escape_always(line[lead]) + line[lead + 1 :]
-    return "\n".join(lines)
+    return _CANDIDATE.sub(_mark_note_like, escape_text(text))
+
+
+def _mark_note_like(match: re.Match[str]) -> str:
+    line = match.group()
+    if not _looks_like_a_note(line):
+        return line
+    lead = len(line) - len(line.lstrip())
+    return line[:lead] + _escape_always(line[lead]) + line[lead + 1 :]
 
 
 def _styled(stream: TextIO) -> bool:

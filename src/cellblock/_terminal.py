@@ -112,8 +112,8 @@ def note(message: str, stream: TextIO) -> None:
     """Write one of cellblock's own notes on a line of its own.
 
     The message is escaped too (it may quote the program), and none of its later lines can pass
-    for another note. On a terminal the ``cellblock:`` tag is drawn in reverse
-    video, which program output can never produce: its ESC characters are always shown escaped.
+    for another note. On a terminal the ``cellblock:`` tag is drawn in reverse video, which
+    program output can never produce: its ESC characters are always shown escaped.
     """
     first, _, rest = message.partition("\n")
     text = escape_text(first) + ("\n" + program_output(rest) if rest else "")

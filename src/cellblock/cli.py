@@ -8,11 +8,30 @@ sentence on stderr and a documented exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cellblock import __version__
+from cellblock._terminal import note
 from cellblock.errors import CellblockError
+
+EXIT_USAGE = 64  # EX_USAGE, as the README's table says; argparse's own 2 is a program's exit(2)
+# Commands whose usage status was documented before: `cellblock assess` exits 2 (docs/assess.md).
+_DOCUMENTED_USAGE_STATUS = {"cellblock assess": 2}
+
+
+class CliParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one sentence and exit 64.
+
+    Subcommand parsers are made of this class too (argparse uses the parent's class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        note(f"error: {message}; see `{self.prog} --help`", sys.stderr)
+        sys.exit(_DOCUMENTED_USAGE_STATUS.get(self.prog, EXIT_USAGE))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cellblock.policy import _cli as policy_cli
     from cellblock.sandbox import _cli as sandbox_cli
 
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="cellblock",
         description="Run untrusted Python in hardened, single-use containers.",
     )
@@ -34,17 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_output() -> None:
+    # A name or text the terminal's encoding cannot show is escaped rather than a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
     except CellblockError as exc:
-        print(f"cellblock: error: {exc}", file=sys.stderr)
+        note(f"error: {exc}", sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("cellblock: interrupted", file=sys.stderr)
+        note("interrupted", sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`cellblock ... | head`): stop quietly, as a shell tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
     return code
 
 

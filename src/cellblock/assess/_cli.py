@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from cellblock._inputs import NotRegularFileError, read_regular_file
+from cellblock._terminal import escape_text
 from cellblock.assess._config import AssessConfig
 from cellblock.assess._core import Assessment, assess
 from cellblock.assess._interface import AssessError, Level
@@ -62,8 +64,11 @@ def _read(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        return read_regular_file(path)  # a FIFO or device would block or never end
+    except NotRegularFileError as exc:
+        raise AssessInputError(
+            f"cannot read {path}: {exc.strerror}; give a regular file, or - for stdin"
+        ) from None
     except OSError as exc:
         raise AssessInputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -77,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "sarif":
         print(json.dumps(result.to_sarif(), indent=2))
     else:
-        print(render_table(result))
+        print(escape_text(render_table(result)))  # findings may quote the code: never obeyed
     return EXIT_FAIL_ON if result.level >= args.fail_on else EXIT_OK
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from cellblock._inputs import read_regular_file
 from cellblock.policy._units import format_size, show
 from cellblock.policy.errors import Issue, PolicyNotFoundError, PolicyValidationError
 from cellblock.policy.model import Policy
@@ -27,6 +28,16 @@ CWD_FILE = "cellblock.yaml"
 USER_FILE = "policy.yaml"
 MAX_POLICY_BYTES = 1024 * 1024
 _MAX_NODES = 100_000
+# PyYAML composes nodes recursively: thousands of nested "[" end in a RecursionError. A policy is
+# a few levels deep; anything past this is refused with an issue before composing.
+_MAX_DEPTH = 64
+_OPENS = (
+    yaml.FlowSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.BlockMappingStartToken,
+)
+_CLOSES = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
 
 Loc = tuple[str | int, ...]
 Origin = Literal["argument", "environment", "working-directory", "user-config", "default"]
@@ -129,8 +140,49 @@ class _TooLarge(Exception):
     pass
 
 
+def _too_deep(text: str) -> yaml.Mark | None:
+    """Where the nesting first goes past ``_MAX_DEPTH``, from the tokens (no recursion)."""
+    try:
+        scanner = yaml.SafeLoader(text)
+    except yaml.YAMLError:
+        return None  # the composer reports the bad character with its position
+    depth = 0
+    try:
+        while (token := scanner.get_token()) is not None:  # type: ignore[no-untyped-call]
+            if isinstance(token, _OPENS):
+                depth += 1
+                if depth > _MAX_DEPTH:
+                    mark: yaml.Mark = token.start_mark
+                    return mark
+            elif isinstance(token, _CLOSES):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # the composer reports the syntax error with its position
+    finally:
+        scanner.dispose()
+    return None
+
+
+def _depth_issue(source: str, mark: yaml.Mark | None) -> PolicyValidationError:
+    return PolicyValidationError(
+        source,
+        [_issue(source, mark, (), f"a policy nested at most {_MAX_DEPTH} levels deep", "more")],
+    )
+
+
 def _compose(text: str, source: str) -> _Document:
-    loader = yaml.SafeLoader(text)
+    deep = _too_deep(text)
+    if deep is not None:
+        raise _depth_issue(source, deep)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses (NUL, most controls)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        found = f"the character #x{exc.character:04x}, which YAML does not allow"
+        raise PolicyValidationError(
+            source, [Issue(source, line, column, "", "printable YAML text", found)]
+        ) from None
     try:
         try:
             node = loader.get_single_node()
@@ -156,6 +208,8 @@ def _compose(text: str, source: str) -> _Document:
                 source,
                 [_issue(source, node.start_mark, (), "a policy of at most 100000 nodes", "more")],
             ) from None
+        except RecursionError:  # aliases of aliases nest without nested brackets
+            raise _depth_issue(source, node.start_mark) from None
         if builder.issues:
             raise PolicyValidationError(source, _sorted(builder.issues))
         return builder.doc
@@ -395,7 +449,7 @@ def load_policy_file(path: str | Path, *, source: str | None = None) -> Policy:
     source = str(path) if source is None else source
     file = Path(path).expanduser()
     try:
-        raw = file.read_bytes()
+        raw = read_regular_file(file)  # a FIFO would block forever
     except FileNotFoundError:
         raise PolicyNotFoundError(f"policy file {source} does not exist") from None
     except OSError as exc:
@@ -507,11 +561,18 @@ def _looks_like_file(value: str) -> bool:
     )
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for a file, for example: then it is not one
+        return False
+
+
 def _resolve(value: str | Path, origin: Origin, cwd: Path) -> LoadedPolicy:
     if isinstance(value, str) and not _looks_like_file(value):
         if value in preset_names():
             return LoadedPolicy(load_preset(value), origin, None, value)
-        if not (cwd / value).is_file():
+        if not _is_file(cwd / value):
             raise PolicyNotFoundError(_unknown_name_message(value))
     shown = Path(value).expanduser()
     file = shown if shown.is_absolute() else cwd / shown

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cellblock._inputs import NotRegularFileError, read_regular_file
+from cellblock._terminal import escape_text, note, program_output
 from cellblock.errors import CellblockError
 from cellblock.sandbox._sandbox import decode_source
 from cellblock.sandbox.errors import SourceDecodeError
@@ -81,9 +83,32 @@ def read_program(path: str) -> tuple[bytes, str]:
     if path == "-":
         return sys.stdin.buffer.read(), "<stdin>"
     try:
-        return Path(path).read_bytes(), path
+        return read_regular_file(path), path
+    except NotRegularFileError as exc:
+        raise SourceDecodeError(
+            f"cannot read {path}: {exc.strerror}; give a regular file, or - for stdin"
+        ) from None
     except OSError as exc:
-        raise SourceDecodeError(f"cannot read {path}: {exc.strerror}") from exc
+        raise SourceDecodeError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_stdin_file(path: str) -> bytes:
+    try:
+        return read_regular_file(path)
+    except OSError as exc:
+        raise SourceDecodeError(
+            f"cannot read the --stdin file {path}: {exc.strerror or exc}; give a regular file"
+        ) from None
+
+
+def _show_stream(text: str, stream: Any) -> None:
+    """The program's output as text (never terminal commands), its last line ended, so that
+    whatever cellblock writes next starts on a line of its own."""
+    if not text:
+        return
+    shown = program_output(text)
+    stream.write(shown if shown.endswith("\n") else shown + "\n")
+    stream.flush()
 
 
 def exit_status(result: ExecutionResult) -> int:
@@ -105,9 +130,9 @@ def print_result(
             data.update(extra)
         print(json.dumps(data, indent=2))
         return
-    sys.stdout.write(result.stdout)
-    sys.stdout.flush()
-    sys.stderr.write(result.stderr)
+    # Every byte as the program wrote it is in --json; here it is shown, not obeyed.
+    _show_stream(result.stdout, sys.stdout)
+    _show_stream(result.stderr, sys.stderr)
     notes = []
     if result.timed_out:
         notes.append(f"timed out after {result.limits.timeout_s:g}s")
@@ -121,8 +146,8 @@ def print_result(
         notes.append(f"stderr cut at {result.limits.stderr_bytes} of {result.stderr_bytes} bytes")
     if result.error:
         notes.append(result.error)
-    for note in notes:
-        print(f"cellblock: {note}", file=sys.stderr)
+    for text in notes:
+        note(text, sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -130,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     data, name = read_program(args.file)
     code = decode_source(data, name=name)
-    stdin = Path(args.stdin).read_bytes() if args.stdin else None
+    stdin = read_stdin_file(args.stdin) if args.stdin else None
     overrides = limit_overrides(args)
     approver = _cli_approver(args, program_on_stdin=args.file == "-")
     with Pipeline(
@@ -153,13 +178,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(json.dumps(extra, indent=2))
         else:
             what = "blocked by policy" if result.status == "blocked" else "not approved"
-            print(f"cellblock: {what}: {result.decision.reason}", file=sys.stderr)
+            note(f"{what}: {result.decision.reason}", sys.stderr)
             for finding in (result.assessment.findings if result.assessment else ())[:20]:
-                print(
-                    f"  line {finding.line}: [{finding.severity}] {finding.rule_id}: "
-                    f"{finding.message}",
-                    file=sys.stderr,
-                )
+                print(escape_text(_finding_line(finding)), file=sys.stderr)
         return EXIT_BLOCKED if result.status == "blocked" else EXIT_NOT_APPROVED
     execution = result.execution
     if args.json:
@@ -198,9 +219,9 @@ def _cli_approver(args: argparse.Namespace, *, program_on_stdin: bool) -> Any:
 
     def ask(req: ReviewRequest) -> Approval:
         level = req.assessment.level.value if req.assessment else "none"
-        print(f"cellblock: this code needs approval ({req.decision.reason})", file=sys.stderr)
+        note(f"this code needs approval ({req.decision.reason})", sys.stderr)
         for f in (req.assessment.findings if req.assessment else ())[:20]:
-            print(f"  line {f.line}: [{f.severity}] {f.rule_id}: {f.message}", file=sys.stderr)
+            print(escape_text(_finding_line(f)), file=sys.stderr)
         answer = input(f"Run code assessed {level} under profile {req.decision.profile}? [y/N] ")
         ok = answer.strip().lower() in ("y", "yes")
         return Approval(ok, by=f"terminal ({user})", reason="answered " + (answer.strip() or "no"))
@@ -208,8 +229,14 @@ def _cli_approver(args: argparse.Namespace, *, program_on_stdin: bool) -> Any:
     return ask
 
 
+def _finding_line(finding: Any) -> str:
+    # the message may quote the program; it is escaped and indented, never a line of its own
+    message = " ".join(str(finding.message).split())
+    return f"  line {finding.line}: [{finding.severity}] {finding.rule_id}: {message}"
+
+
 def _stderr_progress(message: str) -> None:
-    print(f"[cellblock] {message}", file=sys.stderr, flush=True)
+    print(f"[cellblock] {escape_text(message)}", file=sys.stderr, flush=True)
 
 
 def cmd_image_build(args: argparse.Namespace) -> int:

@@ -78,20 +78,45 @@ def seccomp_profile() -> str:
     return json.dumps(json.loads(raw), separators=(",", ":"))
 
 
+# The first contact only asks the engine to answer /_ping: a socket that accepts and never
+# answers (a stuck engine, something else listening) is named within seconds, not after the
+# long timeout that real operations (builds, big images) need.
+CONNECT_TIMEOUT_S = 5.0
+
+
 def connect(base_url: str | None = None, timeout: float = 60.0) -> Any:
     """Connect to the engine, or raise one clear sentence saying why not."""
     import docker
+    import docker.constants
     import docker.errors
+    import requests.exceptions
 
     where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    def client_with(seconds: float, **kwargs: Any) -> Any:
+        if base_url:
+            return docker.DockerClient(base_url=base_url, timeout=int(seconds), **kwargs)
+        return docker.from_env(timeout=int(seconds), **kwargs)
+
     try:
-        client = (
-            docker.DockerClient(base_url=base_url, timeout=int(timeout))
-            if base_url
-            else docker.from_env(timeout=int(timeout))
-        )
+        # A fixed API version (the oldest, which every engine serves): no /version request
+        # before the ping, so that the short timeout covers the whole first contact.
+        probe = client_with(CONNECT_TIMEOUT_S, version=docker.constants.MINIMUM_DOCKER_API_VERSION)
+        try:
+            probe.ping()
+        finally:
+            probe.close()
+        client = client_with(timeout)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except requests.exceptions.Timeout as exc:
+        raise EngineUnavailableError(
+            f"the Docker engine at {where} accepted the connection but did not answer within "
+            f"{CONNECT_TIMEOUT_S:g} s; check that a Docker engine (not something else) listens "
+            "there and is not stuck, or point DOCKER_HOST at a running engine"
+        ) from exc
+    except (
+        docker.errors.DockerException, requests.exceptions.RequestException, OSError, ValueError
+    ) as exc:
         text = str(exc)
         if "Permission denied" in text or "PermissionError" in text:
             raise EngineUnavailableError(

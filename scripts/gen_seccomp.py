@@ -113,7 +113,10 @@ profile = {
             for name, index in (("mknod", 1), ("mknodat", 2))
             for kind in (S_IFIFO, S_IFREG, 0)
         ),
-        # clone3 passes flags in memory that seccomp cannot inspect: ENOSYS makes libc fall back
+        # clone3 passes flags in memory that seccomp cannot inspect: ENOSYS makes libc fall back.
+        # runsc (2022) returns EPERM for every refused call whatever errnoRet says, so glibc would
+        # not fall back and no thread could start: docker.seccomp_profile("runsc") allows clone3
+        # instead, which that gVisor does not implement (ENOSYS from its kernel; doctor checks).
         {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
         {"names": sorted(DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
     ],

@@ -89,9 +89,17 @@ def next_sandbox_uid() -> int:
         return SANDBOX_UID + next(_uid_counter) % SANDBOX_UID_COUNT
 
 
-def seccomp_profile() -> str:
+def seccomp_profile(runtime: str = "runc") -> str:
     raw = resources.files("cellblock.sandbox").joinpath("seccomp.json").read_text()
-    return json.dumps(json.loads(raw), separators=(",", ":"))
+    profile = json.loads(raw)
+    if runtime == "runsc":
+        # runsc ignores errnoRet (every refusal is EPERM), so the clone3 -> ENOSYS rule would make
+        # glibc's thread creation fail instead of falling back to clone. gVisor's kernel answers
+        # clone3 with ENOSYS itself (`cellblock doctor --runtime runsc` checks that it still does).
+        rules = [r for r in profile["syscalls"] if r["names"] != ["clone3"]]
+        rules.insert(0, {"names": ["clone3"], "action": "SCMP_ACT_ALLOW"})
+        profile["syscalls"] = rules
+    return json.dumps(profile, separators=(",", ":"))
 
 
 def connect(base_url: str | None = None, timeout: float = 60.0) -> Any:
@@ -140,7 +148,7 @@ class DockerBackend(Backend):
         assert info.image_id is not None
         self.image_id: str = info.image_id
         self.ready_timeout_s = ready_timeout_s
-        self._seccomp = seccomp_profile()
+        self._seccomp = {runtime: seccomp_profile(runtime) for runtime in ("runc", "runsc")}
         self._runtimes: frozenset[str] | None = None
         self._lock = threading.Lock()
 
@@ -203,7 +211,7 @@ class DockerBackend(Backend):
             "tmpfs": {"/work": work, "/tmp": tmp},  # noqa: S108 - the sandbox's own /tmp
             "shm_size": limits.tmp_bytes,
             "ipc_mode": "private",
-            "cgroupns": "private",  # /proc/self/cgroup and mountinfo show "/", not the engine's path
+            "cgroupns": "private",  # /proc/self/cgroup shows "/", not the engine's path
             "log_config": LogConfig(type="none"),  # a flood can never reach the host disk
             "privileged": False,
             "init": False,  # the runner is PID 1 on purpose: in-sandbox signals cannot reach it
@@ -225,7 +233,7 @@ class DockerBackend(Backend):
     def security_opt(self, limits: Limits) -> list[str]:
         options = [f"no-new-privileges:{'true' if limits.no_new_privileges else 'false'}"]
         if limits.seccomp == "cellblock":
-            options.append(f"seccomp={self._seccomp}")
+            options.append(f"seccomp={self._seccomp[limits.runtime]}")
         return options  # "docker-default": the engine's own profile (a recorded loosening)
 
     def labels(self) -> dict[str, str]:

@@ -30,7 +30,7 @@ sched_getscheduler sched_rr_get_interval sched_setaffinity sched_yield select se
 semop semtimedop sendfile sendmmsg sendmsg sendto setfsgid setfsuid setgid setgroups setitimer
 setpgid setpriority setregid setresgid setresuid setreuid setrlimit set_robust_list setsid
 setsockopt set_tid_address setuid setxattr shmat shmctl shmdt shmget shutdown sigaltstack
-signalfd signalfd4 socket socketpair splice stat statfs statx symlink symlinkat sync
+signalfd signalfd4 socketpair splice stat statfs statx symlink symlinkat sync
 sync_file_range syncfs sysinfo tee tgkill time timer_create timer_delete timer_getoverrun
 timer_gettime timer_settime timerfd_create timerfd_gettime timerfd_settime times tkill truncate
 umask uname unlink unlinkat utime utimensat utimes vfork vmsplice wait4 waitid write writev
@@ -63,6 +63,11 @@ CLONE_NS_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPI
 MFD_NOEXEC_SEAL = 0x0008
 MFD_EXEC = 0x0010
 
+# socket only for these families. Every other family is kernel attack surface a Python program
+# does not need (AF_ALG, AF_TIPC, AF_RDS, ... have a history of escapes), and AF_VSOCK is not
+# confined by the network namespace: on a VM host it reaches the hypervisor's services.
+SOCKET_FAMILIES = {"AF_UNIX": 1, "AF_INET": 2, "AF_INET6": 10, "AF_NETLINK": 16}
+
 # mknod/mknodat only for FIFOs (os.mkfifo) and regular files: never device nodes. (The tmpfs
 # mounts are nodev, but gVisor's kernel does not honour nodev the way Linux does.)
 S_IFMT = 0o170000
@@ -91,6 +96,15 @@ profile = {
             "names": ["clone"],
             "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 0, "value": CLONE_NS_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+        },
+        # several conditions on one argument: any of them matches (runc and runsc alike)
+        {
+            "names": ["socket"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [
+                {"index": 0, "value": family, "valueTwo": 0, "op": "SCMP_CMP_EQ"}
+                for family in sorted(SOCKET_FAMILIES.values())
+            ],
         },
         {
             "names": ["memfd_create"],

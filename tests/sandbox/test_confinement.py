@@ -214,6 +214,37 @@ print(json.dumps(out))
     assert facts["clone3_newuser"] in ("ENOSYS", "EPERM"), facts
 
 
+def test_unusual_socket_families_are_refused(backend: Backend, runtime: str) -> None:
+    # sockets are only created, never connected: AF_VSOCK is not confined by the network
+    # namespace (on a VM it reaches the hypervisor), AF_ALG/AF_TIPC are kernel attack surface
+    facts = run_json(
+        backend,
+        runtime,
+        r"""
+import socket
+out = {}
+for name, family, kind in (("unix", 1, 1), ("inet", 2, 2), ("inet6", 10, 2), ("netlink", 16, 2),
+                           ("vsock", 40, 1), ("alg", 38, 5), ("tipc", 30, 2), ("rds", 21, 5)):
+    try:
+        socket.socket(family, kind).close()
+        out[name] = "created"
+    except OSError as exc:
+        out[name] = errname(exc.errno)
+print(json.dumps(out))
+""",
+    )
+    assert facts == {
+        "unix": "created",
+        "inet": "created",
+        "inet6": "created",
+        "netlink": "created",
+        "vsock": "EPERM",
+        "alg": "EPERM",
+        "tipc": "EPERM",
+        "rds": "EPERM",
+    }, facts
+
+
 def test_host_information_is_masked(backend: Backend, runtime: str) -> None:
     facts = run_json(
         backend,
@@ -250,6 +281,7 @@ def test_doctor_checks_confinement_on_each_runtime(backend: Backend, runtime: st
         "namespaces refused",
         "clock cannot be set",
         "device nodes refused",
+        "unusual socket families refused",
         "memfd binaries cannot run",
         "dropped binaries cannot run",
         "host kernel command line hidden",

@@ -132,6 +132,14 @@ def confinement_facts():
     f["perf_event_open"] = _syscall(298, attr, 0, -1, -1, 0)  # a software clock event
     klog = ctypes.create_string_buffer(4096)
     f["syslog"] = _syscall(103, 3, klog, 4096)  # SYSLOG_ACTION_READ_ALL
+    families = {}
+    for name, family, kind in (("vsock", 40, 1), ("alg", 38, 5), ("tipc", 30, 2), ("packet", 17, 3)):
+        try:
+            socket.socket(family, kind).close()
+            families[name] = "created"
+        except OSError as exc:
+            families[name] = _errname(exc.errno)
+    f["socket_families"] = families
     f["keyctl"] = _syscall(250, 0, 0, 0, 0, 0)
     f["bpf"] = _syscall(321, 0, None, 0)
     return f
@@ -259,6 +267,7 @@ def _never_ran(value: Any) -> bool:
 def confinement_checks(facts: dict[str, Any], limits: Limits) -> list[Check]:
     """The kernel surface and the noexec mounts, attacked for real by the probe."""
     mknod = facts.get("mknod") or {}
+    families = facts.get("socket_families") or {}
     dropped = facts.get("dropped_exec") or {}
     exec_only = {
         d: {k: v.get(k) for k in ("execve", "execveat")} if isinstance(v, dict) else v
@@ -288,6 +297,11 @@ def confinement_checks(facts: dict[str, Any], limits: Limits) -> list[Check]:
             "keyrings and bpf refused",
             facts.get("keyctl") == "EPERM" and facts.get("bpf") == "EPERM",
             f"keyctl -> {facts.get('keyctl')}, bpf -> {facts.get('bpf')}",
+        ),
+        Check(
+            "unusual socket families refused",
+            bool(families) and "created" not in families.values(),
+            f"socket -> {families}",
         ),
         Check(
             "device nodes refused",

@@ -121,13 +121,18 @@ for d in ("/tmp", "/work", "/dev/shm"):
         f.write(BINARY)
     os.chmod(path, 0o755)
     fd = os.open(path, os.O_RDONLY)
-    out[d] = [in_child(lambda: os.execv(path, ["echo", MARKER])), in_child(lambda: execveat(fd))]
+    out[d] = [
+        in_child(lambda: os.execv(path, ["echo", MARKER])),
+        in_child(lambda: execveat(fd)),
+        in_child(lambda: os.execv("/proc/self/fd/%d" % fd, ["echo", MARKER])),
+    ]
 print(json.dumps(out))
 """,
     )
     assert MARKER not in json.dumps(facts), facts
-    for execve, via_fd in facts.values():
-        assert execve == "EACCES" and via_fd == "EPERM", facts  # execveat is refused outright
+    for execve, via_fd, via_proc in facts.values():
+        assert execve == via_proc == "EACCES", facts
+        assert via_fd == "EPERM", facts  # execveat is refused outright
 
 
 def test_loader_cannot_map_noexec_files(backend: Backend, runtime: str) -> None:

@@ -7,9 +7,36 @@
 # Idempotent and migrating: an existing registration that lacks either argument is rewritten.
 # Merges into /etc/docker/daemon.json (keeps every other setting and runtime argument) and reloads
 # the daemon with SIGHUP, which re-reads runtimes without restarting running containers.
+# `--merge-only` writes the registration into $CELLBLOCK_DOCKER_CONFIG (default
+# /etc/docker/daemon.json) and stops: no install, no engine, no reload (the tests use it).
 set -euo pipefail
-conf=/etc/docker/daemon.json
+conf=${CELLBLOCK_DOCKER_CONFIG:-/etc/docker/daemon.json}
 required_args=(--network=none --oci-seccomp)
+
+merge_registration() {  # $1: runsc's path
+  mkdir -p "$(dirname "$conf")"
+  [ -f "$conf" ] || echo '{}' > "$conf"
+  python3 - "$conf" "$1" "${required_args[@]}" <<'PY'
+import json, os, sys
+path, runsc, required = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(path) as f:
+    conf = json.load(f)
+entry = conf.setdefault("runtimes", {}).get("runsc") or {}
+args = [a for a in entry.get("runtimeArgs") or [] if a not in required]
+# keep any other argument an administrator added; ours come first
+conf["runtimes"]["runsc"] = {**entry, "path": entry.get("path") or runsc, "runtimeArgs": required + args}
+tmp = path + ".cellblock-tmp"
+with open(tmp, "w") as f:
+    json.dump(conf, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
+PY
+}
+
+if [ "${1:-}" = --merge-only ]; then
+  merge_registration "${2:-/usr/bin/runsc}"
+  exit 0
+fi
 if ! command -v runsc >/dev/null 2>&1; then
   echo "[gvisor] installing runsc from Debian's packages"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null 2>&1 || {
@@ -44,23 +71,7 @@ if [ "$state" = outdated ]; then
 else
   echo "[gvisor] registering $runsc_path in $conf"
 fi
-mkdir -p /etc/docker
-[ -f "$conf" ] || echo '{}' > "$conf"
-python3 - "$conf" "$runsc_path" "${required_args[@]}" <<'PY'
-import json, os, sys
-path, runsc, required = sys.argv[1], sys.argv[2], sys.argv[3:]
-with open(path) as f:
-    conf = json.load(f)
-entry = conf.setdefault("runtimes", {}).get("runsc") or {}
-args = [a for a in entry.get("runtimeArgs") or [] if a not in required]
-# keep any other argument an administrator added; ours come first
-conf["runtimes"]["runsc"] = {**entry, "path": entry.get("path") or runsc, "runtimeArgs": required + args}
-tmp = path + ".cellblock-tmp"
-with open(tmp, "w") as f:
-    json.dump(conf, f, indent=2)
-    f.write("\n")
-os.replace(tmp, path)
-PY
+merge_registration "$runsc_path"
 pid=$(pidof dockerd || true)
 if [ -z "$pid" ]; then echo "[gvisor] dockerd is not running" >&2; exit 1; fi
 kill -HUP $pid

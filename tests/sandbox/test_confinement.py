@@ -306,3 +306,18 @@ def test_advisory_checks_report_but_never_fail() -> None:
     broken = Check("seccomp filter mode", False, "Seccomp=0")
     assert failed_checks([note, broken]) == [broken]
     assert note.to_dict()["advisory"] is True
+
+
+def test_docker_default_loosening_still_runs_programs(backend: Backend, runtime: str) -> None:
+    # under runsc --oci-seccomp the engine's own profile would break select() and threads
+    code = (
+        "import select, threading\n"
+        "t = threading.Thread(target=print, args=('thread',))\n"
+        "t.start()\n"
+        "t.join()\n"
+        "print(select.select([], [], [], 0))\n"
+    )
+    limits = Limits(runtime=runtime, seccomp="docker-default", timeout_s=60)
+    result = backend.run(RunRequest(code, limits=limits))
+    assert result.status is Status.OK, (result.status, result.error, result.stderr[-2000:])
+    assert result.stdout.split("\n")[:2] == ["thread", "([], [], [])"]

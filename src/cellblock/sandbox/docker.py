@@ -234,6 +234,11 @@ class DockerBackend(Backend):
         options = [f"no-new-privileges:{'true' if limits.no_new_privileges else 'false'}"]
         if limits.seccomp == "cellblock":
             options.append(f"seccomp={self._seccomp[limits.runtime]}")
+        elif limits.runtime == "runsc":
+            # The engine's default profile names pselect6 and refuses clone3 with errnoRet, which
+            # runsc cannot apply (the runner's select() and every thread would fail): under gVisor
+            # the "docker-default" loosening means gVisor's kernel alone, as before --oci-seccomp.
+            options.append("seccomp=unconfined")
         return options  # "docker-default": the engine's own profile (a recorded loosening)
 
     def labels(self) -> dict[str, str]:

@@ -380,7 +380,7 @@ def exposure_checks(facts: dict[str, Any], limits: Limits) -> list[Check]:
         ),
         Check(
             "host memory file hidden",
-            meminfo == "" or (gvisor and facts.get("mem_total") == limits.memory_bytes),
+            meminfo == "" or (gvisor and "gvisor" in cmdline),  # gVisor's own accounting
             "/proc/meminfo " + ("masked" if not meminfo else f"MemTotal={facts.get('mem_total')}"),
         ),
         Check(
@@ -414,9 +414,13 @@ def exposure_checks(facts: dict[str, Any], limits: Limits) -> list[Check]:
         ),
         Check(
             "host memory size hidden",
-            total == limits.memory_bytes,
+            gvisor or total == limits.memory_bytes,  # gVisor reports its own memory
             f"sysinfo(2) totalram={total}"
-            + ("" if total == limits.memory_bytes else " (the host's; the limit is the cgroup's)"),
+            + (
+                ""
+                if gvisor or total == limits.memory_bytes
+                else " (the host's; the limit is the cgroup's)"
+            ),
             advisory=True,
         ),
     ]

@@ -219,7 +219,7 @@ def test_image_info_and_doctor(docker_client) -> None:  # type: ignore[no-untype
         "memory limit",
         "no engine socket",
     } <= names
-    assert all(c["ok"] for c in report["checks"])
+    assert all(c["ok"] or c["advisory"] for c in report["checks"])  # notes never fail
 
 
 def test_doctor_under_gvisor(docker_client, backend) -> None:  # type: ignore[no-untyped-def]

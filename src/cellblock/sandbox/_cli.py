@@ -285,7 +285,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from cellblock.sandbox.docker import DockerBackend, connect
-    from cellblock.sandbox.doctor import Check, run_probe
+    from cellblock.sandbox.doctor import Check, failed_checks, run_probe
     from cellblock.sandbox.image import inspect_image
 
     checks: list[Check] = []
@@ -308,7 +308,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks += probe_checks
     except CellblockError as exc:
         checks.append(Check("setup", False, str(exc)))
-    failed = [c for c in checks if not c.ok]
+    failed = failed_checks(checks)  # advisory checks report, never fail
     if args.json:
         print(
             json.dumps(
@@ -323,6 +323,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         print(f"cellblock doctor (runtime {args.runtime})")
         for c in checks:
-            print(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<28} {c.detail}")
+            mark = "ok  " if c.ok else "note" if c.advisory else "FAIL"
+            print(f"  {mark}  {c.name:<31} {c.detail}")
         print("all checks passed" if not failed else f"{len(failed)} check(s) failed")
     return 0 if not failed else 1

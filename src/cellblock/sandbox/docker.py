@@ -60,6 +60,22 @@ RUNSC_HOST_THREADS = 128
 # the program could prlimit() or renice PID 1 (found by a red-team review) and change what the
 # runner reports or when. The runner parses nothing but the host's request.
 RUNNER_CAPS = ("SETUID", "SETGID", "SETPCAP", "KILL")
+# Paths the engine masks (empty file, or an empty read-only tmpfs for a directory): the engine's
+# own defaults (setting the list replaces them) plus what describes the host rather than the
+# sandbox: its kernel command line, CPUs, memory, devices, activity and boot identity. Per-process
+# files (/proc/self/mountinfo) and system calls (uname, sysinfo) cannot be masked this way;
+# docs/sandbox.md lists them and `cellblock doctor` reports them.
+MASKED_PATHS = (
+    # Docker's defaults
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+    # the host's kernel command line, hardware, memory and activity
+    "/proc/cmdline", "/proc/cpuinfo", "/proc/meminfo", "/proc/vmstat", "/proc/zoneinfo",
+    "/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/slabinfo", "/proc/diskstats",
+    "/proc/partitions", "/proc/interrupts", "/proc/softirqs", "/proc/iomem", "/proc/ioports",
+    "/proc/schedstat", "/proc/sys/kernel/random/boot_id", "/sys/devices/virtual/dmi",
+)  # fmt: skip
 
 
 _uid_lock = threading.Lock()
@@ -73,9 +89,17 @@ def next_sandbox_uid() -> int:
         return SANDBOX_UID + next(_uid_counter) % SANDBOX_UID_COUNT
 
 
-def seccomp_profile() -> str:
+def seccomp_profile(runtime: str = "runc") -> str:
     raw = resources.files("cellblock.sandbox").joinpath("seccomp.json").read_text()
-    return json.dumps(json.loads(raw), separators=(",", ":"))
+    profile = json.loads(raw)
+    if runtime == "runsc":
+        # runsc ignores errnoRet (every refusal is EPERM), so the clone3 -> ENOSYS rule would make
+        # glibc's thread creation fail instead of falling back to clone. gVisor's kernel answers
+        # clone3 with ENOSYS itself (`cellblock doctor --runtime runsc` checks that it still does).
+        rules = [r for r in profile["syscalls"] if r["names"] != ["clone3"]]
+        rules.insert(0, {"names": ["clone3"], "action": "SCMP_ACT_ALLOW"})
+        profile["syscalls"] = rules
+    return json.dumps(profile, separators=(",", ":"))
 
 
 # The first contact only asks the engine to answer /_ping: a socket that accepts and never
@@ -149,7 +173,7 @@ class DockerBackend(Backend):
         assert info.image_id is not None
         self.image_id: str = info.image_id
         self.ready_timeout_s = ready_timeout_s
-        self._seccomp = seccomp_profile()
+        self._seccomp = {runtime: seccomp_profile(runtime) for runtime in ("runc", "runsc")}
         self._runtimes: frozenset[str] | None = None
         self._lock = threading.Lock()
 
@@ -212,6 +236,7 @@ class DockerBackend(Backend):
             "tmpfs": {"/work": work, "/tmp": tmp},  # noqa: S108 - the sandbox's own /tmp
             "shm_size": limits.tmp_bytes,
             "ipc_mode": "private",
+            "cgroupns": "private",  # /proc/self/cgroup shows "/", not the engine's path
             "log_config": LogConfig(type="none"),  # a flood can never reach the host disk
             "privileged": False,
             "init": False,  # the runner is PID 1 on purpose: in-sandbox signals cannot reach it
@@ -226,12 +251,19 @@ class DockerBackend(Backend):
             kwargs["ulimits"].append(Ulimit(name="nproc", soft=nproc, hard=nproc))
             # the host pids cgroup then bounds gVisor's own (Go) threads, which need headroom
             kwargs["pids_limit"] = limits.pids + RUNSC_HOST_THREADS
-        return api.create_host_config(**kwargs)
+        host_config = api.create_host_config(**kwargs)
+        host_config["MaskedPaths"] = list(MASKED_PATHS)  # the SDK has no parameter for it
+        return host_config
 
     def security_opt(self, limits: Limits) -> list[str]:
         options = [f"no-new-privileges:{'true' if limits.no_new_privileges else 'false'}"]
         if limits.seccomp == "cellblock":
-            options.append(f"seccomp={self._seccomp}")
+            options.append(f"seccomp={self._seccomp[limits.runtime]}")
+        elif limits.runtime == "runsc":
+            # The engine's default profile names pselect6 and refuses clone3 with errnoRet, which
+            # runsc cannot apply (the runner's select() and every thread would fail): under gVisor
+            # the "docker-default" loosening means gVisor's kernel alone, as before --oci-seccomp.
+            options.append("seccomp=unconfined")
         return options  # "docker-default": the engine's own profile (a recorded loosening)
 
     def labels(self) -> dict[str, str]:

@@ -6,91 +6,198 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cellblock.sandbox._doctor_probes import PIDS_PROBE, PROBE
 from cellblock.sandbox.interface import Backend, Limits, RunRequest
-
-# Runs inside the sandbox. It prints one JSON object of facts; the host judges them, so that a
-# broken probe can never report success by itself.
-PROBE = r"""
-import ctypes, errno, json, os, socket
-facts = {}
-def status_field(name):
-    for line in open("/proc/self/status"):
-        if line.startswith(name + ":"):
-            return line.split(":", 1)[1].strip()
-facts["uid"] = os.getuid()
-facts["euid"] = os.geteuid()
-facts["cap_eff"] = status_field("CapEff")
-facts["cap_bnd"] = status_field("CapBnd")
-libc = ctypes.CDLL(None, use_errno=True)
-facts["no_new_privs"] = status_field("NoNewPrivs") or str(libc.prctl(39, 0, 0, 0, 0))
-facts["seccomp"] = status_field("Seccomp")
-params = ctypes.create_string_buffer(120)
-rc = libc.syscall(425, 1, params)  # io_uring_setup(1, &params)
-facts["io_uring"] = {"rc": rc, "errno": errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))}
-if rc >= 0:
-    os.close(rc)
-rc = libc.syscall(250, 0, 0, 0, 0, 0)  # keyctl
-facts["keyctl_errno"] = errno.errorcode.get(ctypes.get_errno(), "")
-try:
-    facts["interfaces"] = sorted(name for _, name in socket.if_nameindex())
-except OSError as exc:
-    facts["interfaces"] = ["error: %s" % exc]
-try:
-    s = socket.create_connection(("1.1.1.1", 53), timeout=1)
-    s.close()
-    facts["outbound_tcp"] = "connected"
-except OSError as exc:
-    facts["outbound_tcp"] = type(exc).__name__
-try:
-    open("/usr/cellblock-probe", "w").close()
-    facts["root_writable"] = True
-except OSError as exc:
-    facts["root_writable"] = errno.errorcode.get(exc.errno, str(exc.errno))
-try:
-    with open("/work/probe.txt", "w") as f:
-        f.write("ok")
-    facts["work_writable"] = open("/work/probe.txt").read() == "ok"
-except OSError as exc:
-    facts["work_writable"] = str(exc)
-def read(path):
-    try:
-        return open(path).read().strip()
-    except OSError:
-        return None
-facts["pids_max"] = read("/sys/fs/cgroup/pids/pids.max") or read("/sys/fs/cgroup/pids.max")
-facts["memory_limit"] = read("/sys/fs/cgroup/memory/memory.limit_in_bytes") or read("/sys/fs/cgroup/memory.max")
-for line in open("/proc/meminfo"):
-    if line.startswith("MemTotal:"):
-        facts["mem_total"] = int(line.split()[1]) * 1024
-facts["memsw_limit"] = read("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or read("/sys/fs/cgroup/memory.swap.max")
-klog = ctypes.create_string_buffer(4096)
-facts["gvisor"] = libc.klogctl(3, klog, 4096) > 0 and b"Starting gVisor" in klog.raw
-facts["sockets"] = [p for p in ("/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock", "/run/podman/podman.sock") if os.path.exists(p)]
-facts["mounts_rw"] = sorted({l.split()[1] for l in open("/proc/mounts") if " rw," in l and l.split()[1].startswith(("/work", "/tmp", "/dev/shm", "/"))})
-facts["setuid_files"] = []
-for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin"):
-    try:
-        for name in os.listdir(d):
-            p = os.path.join(d, name)
-            try:
-                if os.stat(p).st_mode & 0o6000:
-                    facts["setuid_files"].append(p)
-            except OSError:
-                pass
-    except OSError:
-        pass
-print(json.dumps(facts))
-"""
 
 
 @dataclass(frozen=True)
 class Check:
+    """One verified promise. An advisory check reports what cellblock cannot change on this
+    engine or runtime (documented in docs/sandbox.md); it is shown but never fails the doctor."""
+
     name: str
     ok: bool
     detail: str
+    advisory: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "advisory": self.advisory}
+
+
+def failed_checks(checks: list[Check]) -> list[Check]:
+    """The checks that fail the doctor: not ok and not advisory."""
+    return [c for c in checks if not c.ok and not c.advisory]
+
+
+def _all_refused(values: dict[str, Any], errno_name: str = "EPERM") -> bool:
+    return bool(values) and all(v == errno_name for v in values.values())
+
+
+def _never_ran(value: Any) -> bool:
+    return "RAN" not in json.dumps(value)
+
+
+def confinement_checks(facts: dict[str, Any], limits: Limits) -> list[Check]:
+    """The kernel surface and the noexec mounts, attacked for real by the probe."""
+    mknod = facts.get("mknod") or {}
+    families = facts.get("socket_families") or {}
+    dropped = facts.get("dropped_exec") or {}
+    exec_only = {
+        d: {k: v.get(k) for k in ("execve", "execveat")} if isinstance(v, dict) else v
+        for d, v in dropped.items()
+    }
+    loader = {d: v.get("loader") if isinstance(v, dict) else v for d, v in dropped.items()}
+    checks = [
+        Check(
+            "namespaces refused",
+            _all_refused(facts.get("unshare") or {}) and facts.get("clone3") in ("ENOSYS", "EPERM"),
+            f"unshare -> {facts.get('unshare')}; clone3(CLONE_NEWUSER) -> {facts.get('clone3')}",
+        ),
+        Check(
+            "clock cannot be set",
+            facts.get("clock_settime") == "EPERM",
+            f"clock_settime -> {facts.get('clock_settime')}",
+        ),
+        Check(
+            "perf events refused",
+            facts.get("perf_event_open") == "EPERM",
+            f"perf_event_open -> {facts.get('perf_event_open')}",
+        ),
+        Check(
+            "kernel log refused", facts.get("syslog") == "EPERM", f"syslog -> {facts.get('syslog')}"
+        ),
+        Check(
+            "keyrings and bpf refused",
+            facts.get("keyctl") == "EPERM" and facts.get("bpf") == "EPERM",
+            f"keyctl -> {facts.get('keyctl')}, bpf -> {facts.get('bpf')}",
+        ),
+        Check(
+            "unusual socket families refused",
+            bool(families) and "created" not in families.values(),
+            f"socket -> {families}",
+        ),
+        Check(
+            "device nodes refused",
+            mknod.get("char") == "EPERM" and mknod.get("block") == "EPERM",
+            f"mknod -> {mknod}",
+        ),
+        Check(
+            "memfd binaries cannot run",
+            bool(facts.get("memfd_exec")) and _never_ran(facts.get("memfd_exec")),
+            f"memfd_create(flags) -> {facts.get('memfd_exec')}",
+        ),
+        Check(
+            "dropped binaries cannot run",
+            bool(exec_only) and _never_ran(exec_only),
+            f"{exec_only}",
+        ),
+    ]
+    if limits.runtime == "runsc":
+        # gVisor (this release) does not refuse executable mappings of files on noexec mounts, so
+        # the dynamic loader runs a dropped binary; nothing in the container's configuration can
+        # change that. It gives no power that ctypes does not already (see docs/sandbox.md).
+        checks.append(
+            Check(
+                "loader cannot map noexec files",
+                _never_ran(loader),
+                f"ld.so FILE -> {loader}" + ("" if _never_ran(loader) else " (a gVisor gap)"),
+                advisory=True,
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                "loader cannot map noexec files",
+                bool(loader) and _never_ran(loader),
+                f"ld.so FILE -> {loader}",
+            )
+        )
+    return checks
+
+
+def _mount_roots(mountinfo: str) -> list[str]:
+    """Source paths of bind mounts (mountinfo's 4th field) that name something outside the
+    container: the engine's own files. Masked paths ("/null") and proc subtrees are not."""
+    roots = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 5 or " - proc " in line or " - cgroup" in line:
+            continue
+        if fields[3] not in ("/", "/null"):
+            roots.append(fields[3])
+    return roots
+
+
+def exposure_checks(facts: dict[str, Any], limits: Limits) -> list[Check]:
+    """What the program can learn about the host. Masked files must be empty (runc) or gVisor's
+    own; what no engine option can hide is reported as advisory."""
+    gvisor = limits.runtime == "runsc"
+    cmdline = str(facts.get("proc_cmdline", ""))
+    cpuinfo = str(facts.get("proc_cpuinfo", ""))
+    meminfo = str(facts.get("proc_meminfo", ""))
+    cgroup = str(facts.get("cgroup", ""))
+    mountinfo = str(facts.get("mountinfo", ""))
+    roots = _mount_roots(mountinfo)
+    # with a private cgroup namespace every cgroup is "/" (gVisor shows none)
+    cgroup_roots = [line.split(":", 2)[2] for line in cgroup.splitlines() if line.count(":") >= 2]
+    cgroup_roots += [
+        r for line in mountinfo.splitlines() if " - cgroup" in line for r in line.split()[3:4]
+    ]
+    cgroup_roots = [r for r in cgroup_roots if r != "/"]
+    total = facts.get("sysinfo_totalram")
+    checks = [
+        Check(
+            "host kernel command line hidden",
+            cmdline == "" or (gvisor and "gvisor" in cmdline),
+            f"/proc/cmdline: {cmdline[:60]!r}",
+        ),
+        Check(
+            "host memory file hidden",
+            meminfo == "" or (gvisor and "gvisor" in cmdline),  # gVisor's own accounting
+            "/proc/meminfo " + ("masked" if not meminfo else f"MemTotal={facts.get('mem_total')}"),
+        ),
+        Check(
+            "engine cgroup path hidden",
+            cgroup_roots == [],
+            f"cgroup paths: {cgroup_roots or 'none'}",
+        ),
+        Check(
+            "host CPU description hidden",
+            cpuinfo == "",
+            "/proc/cpuinfo masked"
+            if not cpuinfo
+            else "gVisor's /proc/cpuinfo names the host CPU's vendor, family and feature flags",
+            advisory=True,
+        ),
+        Check(
+            "no engine paths in mountinfo",
+            not roots,
+            f"bind mounts from {roots}: the engine's /etc/hostname (per-process file, "
+            "cannot be masked)"
+            if roots
+            else "none",
+            advisory=True,
+        ),
+        Check(
+            "host kernel release hidden",
+            gvisor,
+            f"uname -r: {facts.get('uname_release')}"
+            + ("" if gvisor else " (the host's: uname(2) and /proc/version cannot be masked)"),
+            advisory=True,
+        ),
+        Check(
+            "host memory size hidden",
+            gvisor or total == limits.memory_bytes,  # gVisor reports its own memory
+            f"sysinfo(2) totalram={total}"
+            + (
+                ""
+                if gvisor or total == limits.memory_bytes
+                else " (the host's; the limit is the cgroup's)"
+            ),
+            advisory=True,
+        ),
+    ]
+    return checks
 
 
 def judge(facts: dict[str, Any], limits: Limits) -> list[Check]:
@@ -114,32 +221,35 @@ def judge(facts: dict[str, Any], limits: Limits) -> list[Check]:
     ]
     io_uring = facts.get("io_uring") or {}
     if limits.runtime == "runsc":
-        # gVisor answers every system call in its own user-space kernel (the Sentry), which runs
-        # under its own host seccomp filter: the program's io_uring never reaches the host kernel.
-        # Seccomp reads 0 inside for that reason. Checked here: the program is not on the host
-        # kernel at all (gVisor identifies itself in /proc/version).
         checks.append(
             Check(
                 "system calls served by gVisor",
                 facts.get("gvisor") is True,
-                f"kernel log says gVisor: {facts.get('gvisor')}",
+                f"gVisor's /proc/cmdline: {facts.get('gvisor')}",
             )
         )
-    else:
-        checks.append(
-            Check(
-                "seccomp filter mode",
-                facts.get("seccomp") == "2",
-                f"Seccomp={facts.get('seccomp')}",
-            )
+    # The same allow-list must apply under both runtimes (gVisor applies it inside its own kernel
+    # only when runsc is registered with --oci-seccomp).
+    hint = (
+        "; register runsc with --oci-seccomp (scripts/setup-gvisor.sh)"
+        if limits.runtime == "runsc"
+        else ""
+    )
+    checks.append(
+        Check(
+            "seccomp filter mode",
+            facts.get("seccomp") == "2",
+            f"Seccomp={facts.get('seccomp')}" + ("" if facts.get("seccomp") == "2" else hint),
         )
-        checks.append(
-            Check(
-                "io_uring refused",
-                io_uring.get("rc", 0) < 0 and io_uring.get("errno") == "EPERM",
-                f"rc={io_uring.get('rc')} errno={io_uring.get('errno')}",
-            )
+    )
+    checks.append(
+        Check(
+            "io_uring refused",
+            io_uring.get("rc", 0) < 0 and io_uring.get("errno") == "EPERM",
+            f"rc={io_uring.get('rc')} errno={io_uring.get('errno')}",
         )
+    )
+    checks += confinement_checks(facts, limits) + exposure_checks(facts, limits)
     checks += [
         Check(
             "only loopback network",
@@ -187,29 +297,13 @@ def _memory_check(facts: dict[str, Any], limits: Limits) -> Check:
     )
 
 
-# Tries to start twice the pids limit of threads; the limit must stop it (or end the sandbox).
-PIDS_PROBE = r"""
-import threading
-ev = threading.Event()
-started = 0
-try:
-    for _ in range(LIMIT * 2):
-        threading.Thread(target=ev.wait, daemon=True).start()
-        started += 1
-except RuntimeError:
-    pass
-ev.set()
-print(started)
-"""
-
-
 def pids_check(backend: Backend, limits: Limits) -> Check:
     result = backend.run(RunRequest(PIDS_PROBE.replace("LIMIT", str(limits.pids)), limits=limits))
     started = _int(result.stdout.strip())
     if started is not None and result.exit_code == 0:
         return Check(
             "pids limit",
-            started < limits.pids,
+            0 < started < limits.pids,  # 0: threads cannot start at all (a broken filter)
             f"started {started} threads under a limit of {limits.pids}",
         )
     ended = result.status.value in ("killed", "error") and started is None
@@ -234,6 +328,25 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def registration_checks(backend: Backend, limits: Limits) -> list[Check]:
+    """runsc must be registered with --oci-seccomp, or gVisor ignores the seccomp profile."""
+    if limits.runtime != "runsc":
+        return []
+    client = getattr(backend, "client", None)
+    if client is None:
+        return []
+    entry = (client.info().get("Runtimes") or {}).get("runsc") or {}
+    args = list(entry.get("runtimeArgs") or entry.get("RuntimeArgs") or [])
+    return [
+        Check(
+            "runsc applies seccomp",
+            "--oci-seccomp" in args,
+            f"runtimeArgs={args}"
+            + ("" if "--oci-seccomp" in args else "; run scripts/setup-gvisor.sh to re-register"),
+        )
+    ]
+
+
 def run_probe(backend: Backend, limits: Limits) -> tuple[list[Check], dict[str, Any]]:
     result = backend.run(RunRequest(PROBE, limits=limits))
     if result.exit_code != 0:
@@ -243,6 +356,7 @@ def run_probe(backend: Backend, limits: Limits) -> tuple[list[Check], dict[str, 
     facts: dict[str, Any] = json.loads(result.stdout)
     checks = [
         Check("probe ran", True, f"in {result.duration_s * 1000:.0f} ms"),
+        *registration_checks(backend, limits),
         *judge(facts, limits),
     ]
     checks.append(pids_check(backend, limits))

@@ -55,12 +55,17 @@ PROTOCOL = 2
 HOST_GRACE_S = 0.75
 RUNNER_STDERR_CAP = 64 * 1024
 RUNSC_HOST_THREADS = 128
+# ...plus this many per guest task: on this engine every busy guest process costs gVisor about 7
+# host threads (its address-space stub, the Sentry's Go threads running it). With a flat 128 the
+# pids cgroup refused gVisor a thread once ~24 guest processes were busy and the whole sandbox died
+# ("killed", output lost): that, not memory, was the cause of issue 9 point 3's first symptom.
+RUNSC_HOST_THREADS_PER_TASK = 8
 # gVisor's own kernel (the Sentry, its Go heap, the address-space stubs and page tables of every
 # guest process) lives in the container's memory cgroup. It gets this headroom on top of the
 # program's budget, which the runner enforces inside from gVisor's own accounting; the cgroup
 # limit (budget + headroom) stays the host's hard backstop. Measured: see docs/sandbox.md.
 RUNSC_BASE_HEADROOM = 128 * 1024 * 1024
-RUNSC_PER_TASK_HEADROOM = 4 * 1024 * 1024
+RUNSC_PER_TASK_HEADROOM = 6 * 1024 * 1024
 # The runner's only capabilities. It runs as root of the container so that the program, which it
 # drops to the sandbox user with an empty bounding set, does not share its uid: with a shared uid
 # the program could prlimit() or renice PID 1 (found by a red-team review) and change what the
@@ -203,7 +208,7 @@ class DockerBackend(Backend):
             nproc = max(1, limits.pids - 1)  # the runner counts against the pids limit under runc
             kwargs["ulimits"].append(Ulimit(name="nproc", soft=nproc, hard=nproc))
             # the host pids cgroup then bounds gVisor's own (Go) threads, which need headroom
-            kwargs["pids_limit"] = limits.pids + RUNSC_HOST_THREADS
+            kwargs["pids_limit"] = RUNSC_HOST_THREADS + RUNSC_HOST_THREADS_PER_TASK * limits.pids
             # gVisor's kernel must not come out of the program's budget (the runner enforces that)
             kwargs["mem_limit"] = limits.memory_bytes + runsc_headroom(limits)
             kwargs["memswap_limit"] = kwargs["mem_limit"] + limits.swap_bytes

@@ -77,13 +77,14 @@ def _make_undumpable() -> None:
         os.write(2, f"cellblock-runner: prctl failed: {exc!r}\n".encode())
 
 
-def _readable(fd: int, timeout: float) -> bool:
+def _readable(fd: int, timeout: float | None) -> bool:
+    """Wait until ``fd`` is readable (or at EOF); ``None`` waits without end."""
     # poll, not select: under gVisor with its OCI seccomp filter select(2) fails with EPERM
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     while True:
         try:
-            return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
+            return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
         except InterruptedError:
             continue
 
@@ -92,7 +93,13 @@ def _send(chan: int, message: dict[str, Any]) -> None:
     data = CHANNEL_PREFIX + json.dumps(message, separators=(",", ":")).encode() + b"\n"
     view = memoryview(data)
     while view:
-        n = os.write(chan, view)
+        try:
+            n = os.write(chan, view)
+        except BlockingIOError:  # never lose a frame to a descriptor someone made non-blocking
+            poller = select.poll()
+            poller.register(chan, select.POLLOUT)
+            poller.poll(1000)
+            continue
         view = view[n:]
 
 
@@ -104,13 +111,15 @@ class _Request:
         self.buf = bytearray()
 
     def _fill(self, deadline: float | None) -> bool:
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if not _readable(self.fd, remaining):
-                return False
-        chunk = os.read(self.fd, 1 << 20)
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        if not _readable(self.fd, remaining):
+            return False
+        try:
+            chunk = os.read(self.fd, 1 << 20)
+        except BlockingIOError:  # a spurious wake-up is not the end of the request
+            return True
         if not chunk:
             return False
         self.buf += chunk
@@ -486,7 +495,11 @@ def run_program(
             if fd in exit_fd:
                 continue  # the waitpid above collects it on the next pass
             if fd == 0 and watch_host:
-                if not os.read(0, 4096):  # the host hung up: nobody will read a result
+                try:
+                    hung_up = not os.read(0, 4096)
+                except BlockingIOError:  # a spurious wake-up is not a hang-up
+                    hung_up = False
+                if hung_up:  # the host hung up: nobody will read a result
                     _kill_everything_else()
                     os._exit(3)
                 continue

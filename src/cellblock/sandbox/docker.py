@@ -176,7 +176,10 @@ class DockerBackend(Backend):
         from docker.types import LogConfig, Ulimit
 
         api = self._client.api
-        work = f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=0700,uid={uid},gid={uid}"
+        work = (
+            f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=0700,"
+            f"uid={uid},gid={uid}"
+        )
         tmp = f"rw,nosuid,nodev,noexec,size={limits.tmp_bytes},mode=1777"
         kwargs: dict[str, Any] = {
             "auto_remove": True,

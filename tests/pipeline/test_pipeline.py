@@ -89,6 +89,15 @@ def records(audit_dir: Path) -> list[dict]:  # type: ignore[type-arg]
     return out
 
 
+def container_memory(execution, budget: int) -> int:  # type: ignore[no-untyped-def]
+    """The container's memory limit for a program budget: under gVisor the cgroup (and so
+    gVisor's MemTotal) also holds headroom for gVisor's kernel; the runner enforces the budget."""
+    from cellblock.sandbox.docker import runsc_headroom
+
+    assert execution.limits.memory_bytes == budget
+    return budget + (runsc_headroom(execution.limits) if execution.runtime == "runsc" else 0)
+
+
 def run_records(audit_dir: Path, run_id: str) -> list[str]:
     return [r["type"] for r in records(audit_dir) if r["payload"].get("run_id") == run_id]
 
@@ -107,7 +116,9 @@ def test_benign_code_runs_under_the_open_profile_and_is_recorded(
     assert (result.decision.action, result.decision.profile) == ("allow", "open")
     assert result.execution is not None and result.execution.stdout.splitlines()[0] == "2"
     open_memory = load_policy(str(policy)).policy.profiles["open"].memory
-    assert int(result.execution.stdout.splitlines()[1]) == open_memory
+    assert int(result.execution.stdout.splitlines()[1]) == container_memory(
+        result.execution, open_memory
+    )
     assert run_records(audit_dir, result.run_id) == [
         "assessment",
         "decision",
@@ -133,7 +144,8 @@ def test_medium_finding_runs_under_the_restricted_profile(
     restricted, open_ = loaded.profiles["restricted"].memory, loaded.profiles["open"].memory
     assert restricted < open_
     assert result.execution is not None, result.decision
-    assert int(result.execution.stdout.splitlines()[-1]) == restricted  # seen from inside
+    seen = int(result.execution.stdout.splitlines()[-1])  # seen from inside
+    assert seen == container_memory(result.execution, restricted)
     assert verify(audit_dir, trust_root=pub).ok
 
 

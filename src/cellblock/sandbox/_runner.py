@@ -6,8 +6,11 @@ It runs inside the sandbox image, so it must not import cellblock. Protocol (ver
   ``{"v": 1, "code_len": N, "stdin_len": M, "timeout_s": T, "stdout_cap": A, "stderr_cap": B,
   "filename": "main.py"}`` followed by N bytes of UTF-8 source and M bytes for the program's stdin.
 * runner -> host, on the container's stdout: lines ``CBR1 <json>\n``. First ``{"event": "ready"}``
-  as soon as the interpreter is up (the warm pool waits for it), then exactly one
-  ``{"event": "result", ...}``.
+  as soon as the interpreter is up (the warm pool waits for it), then, while the program runs,
+  ``{"event": "output", "stream": "stdout"|"stderr", "data": <base64>}`` for every chunk kept
+  under the caps (so the host keeps what was printed even if the runner itself dies), then exactly
+  one ``{"event": "result", ...}`` with the byte counts. After the result the runner waits for the
+  host to hang up, so its exit can never race the result out of the stream.
 
 Why the program cannot forge or disturb the result:
 
@@ -44,7 +47,11 @@ CHANNEL_PREFIX = b"CBR1 "
 WORKDIR = "/work"
 SANDBOX_UID_FIRST = 10001
 SANDBOX_UID_COUNT = 1024
-PROTOCOL = 1
+PROTOCOL = 2
+# Under gVisor the runner enforces the program's memory budget itself (see docs/sandbox.md):
+# it samples gVisor's own accounting this often while the program runs.
+MEMORY_SAMPLE_S = 0.01
+HANGUP_WAIT_S = 5.0
 _IGNORED = (
     signal.SIGINT,
     signal.SIGTERM,
@@ -70,11 +77,29 @@ def _make_undumpable() -> None:
         os.write(2, f"cellblock-runner: prctl failed: {exc!r}\n".encode())
 
 
+def _readable(fd: int, timeout: float | None) -> bool:
+    """Wait until ``fd`` is readable (or at EOF); ``None`` waits without end."""
+    # poll, not select: under gVisor with its OCI seccomp filter select(2) fails with EPERM
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        try:
+            return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
+        except InterruptedError:
+            continue
+
+
 def _send(chan: int, message: dict[str, Any]) -> None:
     data = CHANNEL_PREFIX + json.dumps(message, separators=(",", ":")).encode() + b"\n"
     view = memoryview(data)
     while view:
-        n = os.write(chan, view)
+        try:
+            n = os.write(chan, view)
+        except BlockingIOError:  # never lose a frame to a descriptor someone made non-blocking
+            poller = select.poll()
+            poller.register(chan, select.POLLOUT)
+            poller.poll(1000)
+            continue
         view = view[n:]
 
 
@@ -86,14 +111,15 @@ class _Request:
         self.buf = bytearray()
 
     def _fill(self, deadline: float | None) -> bool:
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            ready, _, _ = select.select([self.fd], [], [], remaining)
-            if not ready:
-                return False
-        chunk = os.read(self.fd, 1 << 20)
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        if not _readable(self.fd, remaining):
+            return False
+        try:
+            chunk = os.read(self.fd, 1 << 20)
+        except BlockingIOError:  # a spurious wake-up is not the end of the request
+            return True
         if not chunk:
             return False
         self.buf += chunk
@@ -187,13 +213,9 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         os.closerange(3, 65536)
+        _mark_first_oom_victim()
         if os.getuid() == 0:
             _drop_to_sandbox_user()
-        try:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000")  # the OOM killer takes the program, not the runner
-        except OSError:
-            pass
         os.chdir(WORKDIR)
         sys.stdin = io.TextIOWrapper(
             io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="surrogateescape"
@@ -224,7 +246,9 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
         setattr(main_module, "__builtins__", __builtins__)  # noqa: B010
         sys.modules["__main__"] = main_module  # pickle and multiprocessing look here
         sys.modules.pop("cellblock_runner", None)
-    except BaseException:  # the sandbox is broken; report through the exit status
+    except BaseException as exc:  # the sandbox is broken; say so and report exit status 125
+        with contextlib.suppress(BaseException):
+            os.write(2, f"cellblock-runner: cannot start the program: {exc!r}\n".encode())
         os._exit(125)
     status = 0
     try:
@@ -244,6 +268,21 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
         with contextlib.suppress(BaseException):
             stream.flush()
     os._exit(status)
+
+
+def _mark_first_oom_victim() -> None:
+    """oom_score_adj 1000 for the program, written while the child is still root: after the drop
+    its /proc/self files belong to root (it inherits the runner's non-dumpable flag), so the write
+    would fail. Any failure raises: the program must not start as an equal OOM candidate to the
+    runner. (Raising needs no capability. The floor stays the runner's 0, so a program that makes
+    itself dumpable again can lower its own value back to 0; making 1000 a floor needs
+    CAP_SYS_RESOURCE, which this engine cannot grant. The host's OOM watch keeps the result
+    honest when the OOM killer then takes the runner.)"""
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
+    with open("/proc/self/oom_score_adj") as f:
+        if f.read().strip() != "1000":
+            raise OSError("oom_score_adj did not take the value 1000")
 
 
 def _drop_to_sandbox_user() -> None:
@@ -309,12 +348,51 @@ def _reap() -> None:
             return
 
 
+class _MemoryBudget:
+    """The program's memory budget, enforced by the runner where the container's own limit cannot
+    be the program's (gVisor: its kernel lives in the same cgroup, so the cgroup gets headroom).
+    Measures what gVisor accounts to the sandbox's applications: MemTotal - MemFree."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.peak = 0
+        self.exceeded = False
+        self._next = 0.0
+
+    def check(self, now: float) -> bool:
+        """True once usage is above the budget (sampled at most every MEMORY_SAMPLE_S)."""
+        if self.budget <= 0 or self.exceeded or now < self._next:
+            return self.exceeded
+        self._next = now + MEMORY_SAMPLE_S
+        used = _meminfo_used()
+        if used is not None:
+            self.peak = max(self.peak, used)
+            self.exceeded = used > self.budget
+        return self.exceeded
+
+
+def _meminfo_used() -> int | None:
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            text = f.read(512).decode()
+    except OSError:
+        return None
+    fields = {}
+    for line in text.splitlines()[:2]:
+        key, _, value = line.partition(":")
+        fields[key] = int(value.split()[0]) * 1024
+    if "MemTotal" not in fields or "MemFree" not in fields:
+        return None
+    return fields["MemTotal"] - fields["MemFree"]
+
+
 def run_program(
     chan: int, header: dict[str, Any], code: bytes, stdin_data: bytes, cgroup: _Cgroup
 ) -> None:
     timeout = float(header["timeout_s"])
     caps = (int(header["stdout_cap"]), int(header["stderr_cap"]))
     filename = header.get("filename", "main.py")
+    memory = _MemoryBudget(int(header.get("memory_budget", 0)))
 
     oom_before = cgroup.oom_kills() or 0
     cpu_before = cgroup.cpu_ns()
@@ -336,9 +414,10 @@ def run_program(
     os.close(in_r)
     deadline = started + timeout
 
-    buffers = {out_r: bytearray(), err_r: bytearray()}
+    kept = {out_r: 0, err_r: 0}
     counts = {out_r: 0, err_r: 0}
     capmap = {out_r: caps[0], err_r: caps[1]}
+    names = {out_r: "stdout", err_r: "stderr"}
     open_fds = [out_r, err_r]
     pending = memoryview(stdin_data) if stdin_data else None
     if in_w is not None:
@@ -355,6 +434,15 @@ def run_program(
 
     while True:
         now = time.monotonic()
+        if main_status is None and memory.check(now):
+            # over its budget: the program is killed as the OOM killer would, and told so
+            _kill_everything_else()
+            _, main_status = os.waitpid(pid, 0)
+            main_exit_at = time.monotonic()
+            for fd in exit_fd:
+                os.close(fd)
+            exit_fd = []
+            deadline = min(deadline, main_exit_at + 1.0)
         if main_status is None:
             waited, status = os.waitpid(pid, os.WNOHANG)
             if waited == pid:
@@ -390,22 +478,33 @@ def run_program(
             continue
         if main_status is not None and now >= deadline:
             break  # pipes held by something unkillable; do not wait forever
-        wfds = [in_w] if (in_w is not None and pending is not None) else []
         poll = 0.05 if exit_fd or main_status is not None else 0.002
+        if memory.budget and main_status is None:
+            poll = min(poll, MEMORY_SAMPLE_S)
         wait_for = max(0.0, min(deadline - now, poll))
+        poller = select.poll()
+        for fd in open_fds + watch_host + exit_fd:
+            poller.register(fd, select.POLLIN)
+        if in_w is not None and pending is not None:
+            poller.register(in_w, select.POLLOUT)
         try:
-            watched = open_fds + watch_host + exit_fd
-            readable, writable, _ = select.select(watched, wfds, [], wait_for)
+            events = poller.poll(int(wait_for * 1000) + (1 if wait_for > 0 else 0))
         except InterruptedError:
             continue
-        if exit_fd and exit_fd[0] in readable:
-            readable.remove(exit_fd[0])
-        if watch_host and 0 in readable:
-            readable.remove(0)
-            if not os.read(0, 4096):  # the host hung up: nobody will read a result
-                _kill_everything_else()
-                os._exit(3)
-        for fd in readable:
+        for fd, _ in events:
+            if fd in exit_fd:
+                continue  # the waitpid above collects it on the next pass
+            if fd == 0 and watch_host:
+                try:
+                    hung_up = not os.read(0, 4096)
+                except BlockingIOError:  # a spurious wake-up is not a hang-up
+                    hung_up = False
+                if hung_up:  # the host hung up: nobody will read a result
+                    _kill_everything_else()
+                    os._exit(3)
+                continue
+            if fd == in_w:
+                continue
             try:
                 chunk = os.read(fd, 1 << 16)
             except OSError:
@@ -416,10 +515,20 @@ def run_program(
                 continue
             counts[fd] += len(chunk)
             quiet_since = None
-            room = capmap[fd] - len(buffers[fd])
+            room = capmap[fd] - kept[fd]
             if room > 0:
-                buffers[fd] += chunk[:room]
-        if writable and pending is not None and in_w is not None:
+                part = chunk[:room]
+                kept[fd] += len(part)
+                # at once, not at the end: what the program printed survives a dying runner
+                _send(
+                    chan,
+                    {
+                        "event": "output",
+                        "stream": names[fd],
+                        "data": base64.b64encode(part).decode(),
+                    },
+                )
+        if in_w is not None and pending is not None and any(fd == in_w for fd, _ in events):
             try:
                 n = os.write(in_w, pending[:65536])
                 pending = pending[n:]
@@ -458,6 +567,9 @@ def run_program(
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         accounting = "rusage"
+        if memory.budget:
+            peak = max(peak, memory.peak)
+            accounting = "gvisor-meminfo"
 
     _send(
         chan,
@@ -466,12 +578,10 @@ def run_program(
             "exit_code": exit_code,
             "signal": None if timed_out else sig,
             "timed_out": timed_out,
-            "oom_killed": bool(oom_after is not None and oom_after > oom_before),
+            "oom_killed": memory.exceeded or bool(oom_after is not None and oom_after > oom_before),
             "duration_s": round(ended - started, 6),
             "cpu_time_s": round(cpu_time, 6),
             "peak_memory_bytes": peak,
-            "stdout": base64.b64encode(bytes(buffers[out_r])).decode(),
-            "stderr": base64.b64encode(bytes(buffers[err_r])).decode(),
             "stdout_bytes": counts[out_r],
             "stderr_bytes": counts[err_r],
             "accounting": accounting,
@@ -521,7 +631,23 @@ def main() -> int:
         _send(chan, {"event": "error", "message": "request truncated"})
         return 2
     run_program(chan, header, code, stdin_data, cgroup)
+    if header.get("await_hangup"):
+        _await_hangup(request.fd, time.monotonic() + HANGUP_WAIT_S)
     return 0
+
+
+def _await_hangup(fd: int, deadline: float) -> None:
+    """Stay until the host, which has the result, hangs up: the runner's exit tears the sandbox
+    down, and under gVisor that teardown can overtake the last frame on its way to the host."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not _readable(fd, remaining):
+            return
+        try:
+            if not os.read(fd, 4096):
+                return
+        except OSError:
+            return
 
 
 if __name__ == "__main__":

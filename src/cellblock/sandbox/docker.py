@@ -49,12 +49,23 @@ from cellblock.sandbox.interface import (
 
 LABEL_MANAGED = "cellblock.managed"
 CHANNEL_PREFIX = b"CBR1 "
-PROTOCOL = 1
+PROTOCOL = 2
 # Host-side backstop beyond the program's own deadline (the runner kills at the deadline itself;
 # the host kills the whole container if the runner has not reported by then).
 HOST_GRACE_S = 0.75
 RUNNER_STDERR_CAP = 64 * 1024
 RUNSC_HOST_THREADS = 128
+# ...plus this many per guest task: on this engine every busy guest process costs gVisor about 7
+# host threads (its address-space stub, the Sentry's Go threads running it). With a flat 128 the
+# pids cgroup refused gVisor a thread once ~24 guest processes were busy and the whole sandbox died
+# ("killed", output lost): that, not memory, was the cause of issue 9 point 3's first symptom.
+RUNSC_HOST_THREADS_PER_TASK = 8
+# gVisor's own kernel (the Sentry, its Go heap, the address-space stubs and page tables of every
+# guest process) lives in the container's memory cgroup. It gets this headroom on top of the
+# program's budget, which the runner enforces inside from gVisor's own accounting; the cgroup
+# limit (budget + headroom) stays the host's hard backstop. Measured: see docs/sandbox.md.
+RUNSC_BASE_HEADROOM = 128 * 1024 * 1024
+RUNSC_PER_TASK_HEADROOM = 6 * 1024 * 1024
 # The runner's only capabilities. It runs as root of the container so that the program, which it
 # drops to the sandbox user with an empty bounding set, does not share its uid: with a shared uid
 # the program could prlimit() or renice PID 1 (found by a red-team review) and change what the
@@ -250,7 +261,10 @@ class DockerBackend(Backend):
             nproc = max(1, limits.pids - 1)  # the runner counts against the pids limit under runc
             kwargs["ulimits"].append(Ulimit(name="nproc", soft=nproc, hard=nproc))
             # the host pids cgroup then bounds gVisor's own (Go) threads, which need headroom
-            kwargs["pids_limit"] = limits.pids + RUNSC_HOST_THREADS
+            kwargs["pids_limit"] = RUNSC_HOST_THREADS + RUNSC_HOST_THREADS_PER_TASK * limits.pids
+            # gVisor's kernel must not come out of the program's budget (the runner enforces that)
+            kwargs["mem_limit"] = limits.memory_bytes + runsc_headroom(limits)
+            kwargs["memswap_limit"] = kwargs["mem_limit"] + limits.swap_bytes
         host_config = api.create_host_config(**kwargs)
         host_config["MaskedPaths"] = list(MASKED_PATHS)  # the SDK has no parameter for it
         return host_config
@@ -275,6 +289,11 @@ class DockerBackend(Backend):
         }
 
 
+def runsc_headroom(limits: Limits) -> int:
+    """Memory added to a gVisor container's cgroup for gVisor's own kernel."""
+    return RUNSC_BASE_HEADROOM + RUNSC_PER_TASK_HEADROOM * limits.pids
+
+
 class DockerCell(Cell):
     """One created, started and attached container whose runner waits for a program."""
 
@@ -290,6 +309,8 @@ class DockerCell(Cell):
         self._stderr = bytearray()
         self._used = False
         self._finished_cleanly = False
+        self._oom: _OomWatch | None = None
+        self._output: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self.uid = next_sandbox_uid()  # the program's uid in this cell
         api = backend.client.api
         try:
@@ -314,6 +335,7 @@ class DockerCell(Cell):
             )
             self._sock = _raw_socket(self._raw)
             api.start(self.container_id)
+            self._oom = _OomWatch(self.container_id)
             ready = self._read_frame(time.monotonic() + backend.ready_timeout_s)
             if ready is None or ready.get("event") != "ready" or ready.get("v") != PROTOCOL:
                 raise RunnerProtocolError(
@@ -348,6 +370,9 @@ class DockerCell(Cell):
             _force_remove(self.backend.client, self.container_id)
 
     def _close_socket(self) -> None:
+        oom, self._oom = self._oom, None
+        if oom is not None:
+            oom.close()
         sock, self._sock = self._sock, None
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -384,7 +409,10 @@ class DockerCell(Cell):
             "stderr_cap": limits.stderr_bytes,
             "filename": request.filename,
             "watch_host": True,
+            "await_hangup": True,
         }
+        if limits.runtime == "runsc":
+            header["memory_budget"] = limits.memory_bytes + limits.swap_bytes
         assert self._sock is not None
         try:
             self._sock.sendall(json.dumps(header).encode() + b"\n" + code + stdin)
@@ -392,6 +420,9 @@ class DockerCell(Cell):
             raise RunnerProtocolError(f"could not hand the program to the sandbox: {exc}") from exc
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
         frame = self._read_frame(deadline)
+        while frame is not None and frame.get("event") == "output":
+            self._keep_output(frame, limits)
+            frame = self._read_frame(deadline)
         total = time.monotonic() - t0
         if frame is not None and frame.get("event") == "result":
             self._finished_cleanly = True  # the runner exits by itself; auto_remove deletes it
@@ -399,19 +430,32 @@ class DockerCell(Cell):
         timed_out = time.monotonic() >= deadline  # else the stream ended: the runner died
         return self._result_without_report(limits, total, frame, timed_out=timed_out)
 
+    def _keep_output(self, frame: dict[str, Any], limits: Limits) -> None:
+        """One streamed chunk; the caps hold here too, whatever the runner sent."""
+        stream = frame.get("stream")
+        if stream not in self._output:
+            return
+        buffer = self._output[stream]
+        cap = limits.stdout_bytes if stream == "stdout" else limits.stderr_bytes
+        room = cap - len(buffer)
+        if room > 0:
+            buffer += base64.b64decode(frame.get("data", ""))[:room]
+
     def _result_from_frame(
         self, frame: dict[str, Any], limits: Limits, total: float
     ) -> ExecutionResult:
-        stdout_raw = base64.b64decode(frame["stdout"])
-        stderr_raw = base64.b64decode(frame["stderr"])
+        stdout_raw = bytes(self._output["stdout"])
+        stderr_raw = bytes(self._output["stderr"])
         stdout_truncated = frame["stdout_bytes"] > len(stdout_raw)
         stderr_truncated = frame["stderr_bytes"] > len(stderr_raw)
         signal = frame.get("signal")
+        # the host's own view of the cgroup's OOM events counts too (the runner may miss one)
+        oom_killed = bool(frame["oom_killed"]) or (self._oom is not None and self._oom.fired())
         status = classify(
             exit_code=frame.get("exit_code"),
             signal=signal,
             timed_out=bool(frame["timed_out"]),
-            oom_killed=bool(frame["oom_killed"]),
+            oom_killed=oom_killed,
             truncated=stdout_truncated or stderr_truncated,
         )
         return ExecutionResult(
@@ -425,7 +469,7 @@ class DockerCell(Cell):
             stdout_bytes=int(frame["stdout_bytes"]),
             stderr_bytes=int(frame["stderr_bytes"]),
             timed_out=bool(frame["timed_out"]),
-            oom_killed=bool(frame["oom_killed"]),
+            oom_killed=oom_killed,
             duration_s=float(frame["duration_s"]),
             total_s=round(total, 6),
             cpu_time_s=frame.get("cpu_time_s"),
@@ -440,10 +484,15 @@ class DockerCell(Cell):
     def _result_without_report(
         self, limits: Limits, total: float, frame: dict[str, Any] | None, *, timed_out: bool
     ) -> ExecutionResult:
-        """The runner did not report: the host deadline passed, or the runner itself died."""
+        """The runner did not report: the host deadline passed, or the runner itself died.
+
+        Still honest: the output streamed so far is kept, and the cgroup's own OOM events (read
+        by the host, see ``_OomWatch``) say whether the memory limit is what ended it."""
         assert self.container_id is not None
         api = self.backend.client.api
         stats = _host_cgroup_stats(self.container_id)
+        oom = self._oom is not None and self._oom.fired(settle_s=0.0 if timed_out else 0.5)
+        oom = oom or bool(stats.get("oom_kills"))
         if timed_out:
             with contextlib.suppress(Exception):
                 api.kill(self.container_id)
@@ -452,30 +501,33 @@ class DockerCell(Cell):
                 "the program did not end by its deadline; the host killed the sandbox",
             )
         else:
-            oom = bool(stats.get("oom_kills"))
             status = Status.OOM if oom else Status.KILLED
             error = "the sandbox runner ended without reporting" + (
-                " (the memory limit was hit)" if oom else ""
+                " (the container's memory limit was hit: the cgroup recorded an OOM kill)"
+                if oom
+                else ""
             )
-            if not oom and limits.runtime == "runsc":
-                error += (
-                    "; under gVisor the memory limit also covers gVisor's own kernel, so this is "
-                    "most often the memory limit"
-                )
             if frame is not None and frame.get("event") == "error":
                 error = f"the sandbox runner failed: {frame.get('message')}"
+        runner_said = self._stderr.decode("utf-8", "replace").strip()
+        if runner_said:
+            error += f"; the runner said: {runner_said[-500:]}"
+        stdout_raw = bytes(self._output["stdout"])
+        stderr_raw = bytes(self._output["stderr"])
+        stdout_truncated = len(stdout_raw) >= limits.stdout_bytes > 0 and not timed_out
+        stderr_truncated = len(stderr_raw) >= limits.stderr_bytes > 0 and not timed_out
         return ExecutionResult(
             status=status,
             exit_code=None,
             signal=None if timed_out else 9,
-            stdout="",
-            stderr=self._stderr.decode("utf-8", "replace"),
-            stdout_truncated=False,
-            stderr_truncated=False,
-            stdout_bytes=0,
-            stderr_bytes=0,
+            stdout=_decode_cut(stdout_raw, True),
+            stderr=_decode_cut(stderr_raw, True),
+            stdout_truncated=stdout_truncated,
+            stderr_truncated=stderr_truncated,
+            stdout_bytes=len(stdout_raw),  # at least this much; the runner's count is lost
+            stderr_bytes=len(stderr_raw),
             timed_out=timed_out,
-            oom_killed=bool(stats.get("oom_kills")),
+            oom_killed=oom,
             duration_s=round(total, 6),
             total_s=round(total, 6),
             cpu_time_s=stats.get("cpu_s"),
@@ -590,6 +642,102 @@ def _force_remove(client: Any, container_id: str) -> None:
     except docker.errors.APIError as exc:
         if "already in progress" not in str(exc) and "No such container" not in str(exc):
             raise
+
+
+class _OomWatch:
+    """The container cgroup's OOM events, seen from the host, so that a run whose runner was
+    itself killed (the program can park memory outside its own processes) still says ``oom``.
+
+    cgroup v1: an eventfd registered on ``memory.oom_control`` through ``cgroup.event_control``
+    (needs root on the host; otherwise the counter alone). The kernel signals it on every OOM of
+    the cgroup and once more when the cgroup is removed, and the removal signal can only come
+    after the directory is gone: a signal read while the directory exists is an OOM, and two or
+    more signals always include one. Besides that, ``oom_kill`` in ``memory.oom_control`` (v1)
+    or ``memory.events`` (v2) is compared with its value at the start while it can be read.
+    """
+
+    _ROOT = Path("/sys/fs/cgroup")
+
+    def __init__(self, container_id: str) -> None:
+        self._dir: Path | None = None
+        self._counter: Path | None = None
+        self._eventfd: int | None = None
+        self._signals = 0
+        self._seen = False
+        for directory, counter in (
+            (self._ROOT / "memory" / "docker" / container_id, "memory.oom_control"),
+            (
+                self._ROOT / "memory" / "system.slice" / f"docker-{container_id}.scope",
+                "memory.oom_control",
+            ),
+            (self._ROOT / "system.slice" / f"docker-{container_id}.scope", "memory.events"),
+            (self._ROOT / "docker" / container_id, "memory.events"),
+        ):
+            if (directory / counter).exists():
+                self._dir, self._counter = directory, directory / counter
+                break
+        self._baseline = self._count() or 0
+        if self._counter is not None and self._counter.name == "memory.oom_control":
+            self._register()
+
+    def _register(self) -> None:
+        assert self._dir is not None and self._counter is not None
+        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            control = os.open(self._counter, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                (self._dir / "cgroup.event_control").write_text(f"{efd} {control}")
+            finally:
+                os.close(control)
+        except OSError:  # not root on the host: the counter alone
+            os.close(efd)
+            return
+        self._eventfd = efd
+
+    def _count(self) -> int | None:
+        if self._counter is None:
+            return None
+        try:
+            text = self._counter.read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+        return None
+
+    def _drain(self) -> None:
+        if self._eventfd is None:
+            return
+        try:
+            value = os.eventfd_read(self._eventfd)
+        except BlockingIOError:
+            return
+        self._signals += value
+        if self._dir is not None and self._dir.exists():
+            self._seen = True  # the cgroup is still there: this signal is not its removal
+
+    def fired(self, *, settle_s: float = 0.0) -> bool:
+        """Whether the cgroup hit its memory limit since the watch began."""
+        self._drain()
+        count = self._count()
+        if count is not None and count > self._baseline:
+            self._seen = True
+        if self._seen or self._signals >= 2:
+            return True
+        if self._signals == 1 and settle_s > 0 and self._eventfd is not None:
+            # the directory is gone and one signal came: its removal, or an OOM whose removal
+            # signal is still on its way; that one follows within moments
+            with contextlib.suppress(OSError):
+                select.select([self._eventfd], [], [], settle_s)
+            self._drain()
+        return self._seen or self._signals >= 2
+
+    def close(self) -> None:
+        efd, self._eventfd = self._eventfd, None
+        if efd is not None:
+            with contextlib.suppress(OSError):
+                os.close(efd)
 
 
 def _host_cgroup_stats(container_id: str) -> dict[str, Any]:

@@ -284,11 +284,16 @@ def judge(facts: dict[str, Any], limits: Limits) -> list[Check]:
 
 def _memory_check(facts: dict[str, Any], limits: Limits) -> Check:
     if limits.runtime == "runsc":
-        # gVisor sizes its guest memory from the container's limit
+        # gVisor sizes its guest memory from the container's limit, which holds the program's
+        # budget (enforced by the runner) plus headroom for gVisor's own kernel
+        from cellblock.sandbox.docker import runsc_headroom
+
+        expected = limits.memory_bytes + runsc_headroom(limits)
         return Check(
             "memory limit",
-            facts.get("mem_total") == limits.memory_bytes,
-            f"MemTotal={facts.get('mem_total')} expected {limits.memory_bytes}",
+            facts.get("mem_total") == expected,
+            f"MemTotal={facts.get('mem_total')} expected {expected} (budget "
+            f"{limits.memory_bytes} + gVisor headroom)",
         )
     return Check(
         "memory limit",

@@ -216,7 +216,9 @@ class ExecutionResult:
     container_id: str
     backend: str = "docker"
     pooled: bool = False
-    accounting: str = "cgroup"  # where cpu/memory figures came from: cgroup, rusage or none
+    # where cpu/memory figures came from: cgroup-v1/-v2 (inside), rusage, gvisor-meminfo (the
+    # runner's sampling under gVisor), host-cgroup (the runner died; the host read them) or none
+    accounting: str = "cgroup"
     error: str | None = None  # set when the sandbox itself failed to report
 
     @property

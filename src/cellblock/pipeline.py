@@ -13,7 +13,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +32,7 @@ from cellblock.errors import CellblockError
 from cellblock.policy import Decision, LoadedPolicy, Policy, PolicyError, load_policy
 from cellblock.sandbox import ExecutionResult, Limits, Pool, RunRequest, SandboxError
 from cellblock.sandbox._sandbox import decode_source, default_backend
+from cellblock.sandbox.files import FileCaps, FileSpec, collect_patterns, input_files
 from cellblock.sandbox.image import Progress
 from cellblock.sandbox.interface import Backend
 
@@ -109,6 +110,8 @@ class PipelineResult:
                 stderr_truncated=False,
                 timed_out=False,
                 oom_killed=False,
+                artifacts=[],
+                files_refused=[],
             )
         data["status"] = self.status
         data["run_id"] = self.run_id
@@ -266,8 +269,17 @@ class Pipeline:
         skip_assessment: bool = False,
         deep: bool | None = None,
         limits_override: Mapping[str, Any] | None = None,
+        files: FileSpec | None = None,
+        collect: Iterable[str] | str | None = None,
+        file_caps: FileCaps | None = None,
     ) -> PipelineResult:
-        """Assess, decide, ask for approval when needed, run, and record every step."""
+        """Assess, decide, ask for approval when needed, run, and record every step.
+
+        ``files`` go into the working directory before the program runs; files matching
+        ``collect`` come back as ``execution.artifacts`` (see :meth:`Sandbox.run`)."""
+        caps = file_caps or FileCaps()
+        inputs = input_files(files, caps)  # bad names or caps fail before anything is recorded
+        patterns = collect_patterns(collect)
         text = decode_source(code)
         raw = text.encode("utf-8", "surrogateescape")
         run_id = uuid.uuid4().hex
@@ -376,7 +388,14 @@ class Pipeline:
 
         # 4. run
         assert limits is not None
-        request = RunRequest(code=text, limits=limits, stdin=stdin)
+        request = RunRequest(
+            code=text,
+            limits=limits,
+            stdin=stdin,
+            files=inputs,
+            collect=patterns,
+            file_caps=caps,
+        )
         backend = self.backend
         self._record(
             "execution.started",
@@ -386,6 +405,8 @@ class Pipeline:
                 "runtime": limits.runtime,
                 "backend": backend.name,
                 "stdin_sha256": _sha256(stdin or b""),
+                **({"files_in": [f.summary() for f in inputs]} if inputs else {}),
+                **({"collect": list(patterns)} if patterns else {}),
             },
         )  # durable: on disk before any container exists
         started = time.monotonic()
@@ -478,6 +499,8 @@ def _execution_summary(r: ExecutionResult) -> dict[str, Any]:
         "container_id": r.container_id,
         "pooled": r.pooled,
         "error": r.error,
+        **({"files_out": [a.summary() for a in r.artifacts]} if r.artifacts else {}),
+        **({"files_refused": [f.to_dict() for f in r.files_refused]} if r.files_refused else {}),
     }
 
 
@@ -490,9 +513,16 @@ def execute(
     skip_assessment: bool = False,
     backend: Backend | None = None,
     audit_dir: Path | None = None,
+    files: FileSpec | None = None,
+    collect: Iterable[str] | str | None = None,
 ) -> PipelineResult:
     """One guarded run: assess, decide, approve, run and record. See :class:`Pipeline`."""
     with Pipeline(policy, backend=backend, audit_dir=audit_dir) as pipeline:
         return pipeline.execute(
-            code, stdin=stdin, approver=approver, skip_assessment=skip_assessment
+            code,
+            stdin=stdin,
+            approver=approver,
+            skip_assessment=skip_assessment,
+            files=files,
+            collect=collect,
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from cellblock._terminal import escape_text, note, program_output
 from cellblock.errors import CellblockError
 from cellblock.sandbox._sandbox import decode_source
 from cellblock.sandbox.errors import SourceDecodeError
+from cellblock.sandbox.files import FileError, input_files, save_artifacts
 from cellblock.sandbox.interface import ExecutionResult, Limits, Status, parse_size
 
 # Exit statuses of `cellblock run` other than the program's own (documented in the README).
@@ -45,6 +48,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("--deep", action="store_true", help="always run the deep (Semgrep) analysis")
     run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
+    add_file_flags(run)
     run.set_defaults(func=cmd_run)
 
     image = sub.add_parser("image", help="build or inspect the sandbox image")
@@ -69,6 +73,43 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     doctor.add_argument("--runtime", choices=["runc", "runsc"], default="runc")
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=cmd_doctor)
+
+
+def add_file_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="LOCAL[:DEST]",
+        dest="files",
+        help="upload a local file into the working directory (as DEST; repeatable)",
+    )
+    parser.add_argument(
+        "--collect",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="bring back files matching this glob (relative; repeatable; default with "
+        "--artifacts: every new or changed file)",
+    )
+    parser.add_argument(
+        "--artifacts", metavar="DIR", help="write the files that come back into DIR"
+    )
+
+
+def file_specs(specs: list[str]) -> dict[str, Path]:
+    """``LOCAL[:DEST]`` options as DEST -> local path (DEST defaults to LOCAL's base name)."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        local, dest = spec, ""
+        if ":" in spec and not Path(spec).exists():
+            local, _, dest = spec.rpartition(":")
+        path = Path(local)
+        name = dest or path.name
+        if name in out:
+            raise FileError(f"--file {spec}: two files would be named {name!r}; give a DEST")
+        out[name] = path
+    return out
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +199,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     stdin = read_stdin_file(args.stdin) if args.stdin else None
     overrides = limit_overrides(args)
     approver = _cli_approver(args, program_on_stdin=args.file == "-")
+    files = input_files(file_specs(args.files))
+    collect = list(args.collect) or (["*"] if args.artifacts else [])
     with Pipeline(
         args.policy,
         progress=_stderr_progress,
@@ -171,8 +214,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             skip_assessment=args.no_assess,
             deep=True if args.deep else None,
             limits_override=overrides,
+            files={f.name: f.data for f in files},
+            collect=collect,
         )
     extra = result.to_dict()
+    if result.execution is not None and not args.collect:
+        # everything came back: keep only what the run created or changed
+        unchanged = {(f.name, f.sha256) for f in files}
+        program = hashlib.sha256(code.encode("utf-8", "surrogateescape")).hexdigest()
+        unchanged.add(("main.py", program))
+        kept = tuple(a for a in result.execution.artifacts if (a.name, a.sha256) not in unchanged)
+        result = dataclasses.replace(
+            result, execution=dataclasses.replace(result.execution, artifacts=kept)
+        )
+        extra = result.to_dict()
+    if result.execution is not None and args.artifacts:
+        paths = save_artifacts(result.execution.artifacts, Path(args.artifacts))
+        for entry, path in zip(extra["artifacts"], paths, strict=True):
+            entry["path"] = str(path)
     if result.execution is None:
         if args.json:
             print(json.dumps(extra, indent=2))
@@ -187,7 +246,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(extra, indent=2))
     else:
         print_result(execution, as_json=False)
+        show_files(extra)
     return exit_status(execution)
+
+
+def show_files(data: dict[str, Any]) -> None:
+    """One line per artifact and per refused file, names escaped."""
+    for entry in data.get("artifacts") or ():
+        where = f" -> {entry['path']}" if entry.get("path") else ""
+        note(
+            escape_text(
+                f"artifact {entry['name']} ({entry['media_type']}, {entry['size']} bytes, "
+                f"sha256 {entry['sha256'][:16]}){where}"
+            ),
+            sys.stderr,
+        )
+    for entry in data.get("files_refused") or ():
+        note(escape_text(f"not collected: {entry['name']}: {entry['reason']}"), sys.stderr)
 
 
 def limit_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -52,6 +52,7 @@ PROTOCOL = 2
 # it samples gVisor's own accounting this often while the program runs.
 MEMORY_SAMPLE_S = 0.01
 HANGUP_WAIT_S = 5.0
+_INPUTS: list[tuple[str, bytes]] = []  # files for the program's working directory
 _IGNORED = (
     signal.SIGINT,
     signal.SIGTERM,
@@ -235,6 +236,11 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
         setattr(sys, "__stdin__", sys.stdin)  # noqa: B010 - typeshed marks these final
         setattr(sys, "__stdout__", sys.stdout)  # noqa: B010
         setattr(sys, "__stderr__", sys.stderr)  # noqa: B010
+        if _INPUTS:  # files the host sent, written as the sandbox user before the program starts
+            import cellblock_runner_files  # type: ignore[import-not-found]
+
+            for name, data in _INPUTS:
+                cellblock_runner_files.write_file(WORKDIR, name, data)
         path = os.path.join(WORKDIR, filename)
         with open(path, "wb") as f:
             f.write(code)
@@ -245,7 +251,8 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
         main_module.__file__ = path
         setattr(main_module, "__builtins__", __builtins__)  # noqa: B010
         sys.modules["__main__"] = main_module  # pickle and multiprocessing look here
-        sys.modules.pop("cellblock_runner", None)
+        for module in ("cellblock_runner", "cellblock_runner_files", "cellblock_runner_session"):
+            sys.modules.pop(module, None)
     except BaseException as exc:  # the sandbox is broken; say so and report exit status 125
         with contextlib.suppress(BaseException):
             os.write(2, f"cellblock-runner: cannot start the program: {exc!r}\n".encode())
@@ -571,6 +578,14 @@ def run_program(
             peak = max(peak, memory.peak)
             accounting = "gvisor-meminfo"
 
+    if header.get("collect"):  # artifacts, read by a collector that is the sandbox user
+        import cellblock_runner_files as files
+
+        caps = (int(header.get("collect_max_files", 100)), int(header.get("collect_max_bytes", 0)))
+        patterns = list(header["collect"])
+        found = files.collect_in_child(WORKDIR, patterns, *caps, _drop_to_sandbox_user)
+        for frame in files.frames_for(*found):
+            _send(chan, frame)
     _send(
         chan,
         {
@@ -630,6 +645,16 @@ def main() -> int:
     if code is None or stdin_data is None:
         _send(chan, {"event": "error", "message": "request truncated"})
         return 2
+    for entry in header.get("files") or ():  # input files follow the program's stdin
+        data = request.exact(int(entry["len"]), time.monotonic() + 30)
+        if data is None:
+            _send(chan, {"event": "error", "message": "request truncated"})
+            return 2
+        _INPUTS.append((str(entry["name"]), data))
+    if header.get("mode") == "session":  # a persistent interpreter; see cellblock_runner_session
+        import cellblock_runner_session  # type: ignore[import-not-found]
+
+        return int(cellblock_runner_session.serve(chan, header, request, cgroup))
     run_program(chan, header, code, stdin_data, cgroup)
     if header.get("await_hangup"):
         _await_hangup(request.fd, time.monotonic() + HANGUP_WAIT_S)

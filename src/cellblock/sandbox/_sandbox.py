@@ -6,10 +6,12 @@ import io
 import re
 import threading
 import tokenize
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from cellblock.sandbox.errors import SourceDecodeError
+from cellblock.sandbox.files import FileCaps, FileSpec, collect_patterns, input_files
 from cellblock.sandbox.image import Progress, build_image, inspect_image
 from cellblock.sandbox.interface import Backend, ExecutionResult, Limits, RunRequest
 
@@ -106,15 +108,30 @@ class Sandbox:
         timeout: float | None = None,
         *,
         limits: Limits | None = None,
+        files: FileSpec | None = None,
+        collect: Iterable[str] | str | None = None,
+        file_caps: FileCaps | None = None,
     ) -> ExecutionResult:
-        """Run ``code`` once in a fresh sandbox and say exactly what happened."""
+        """Run ``code`` once in a fresh sandbox and say exactly what happened.
+
+        ``files`` (name -> bytes or local path, or local paths) are placed in the working
+        directory first; files matching ``collect`` (glob patterns) come back as
+        ``result.artifacts``."""
         if self._closed:
             raise RuntimeError("this Sandbox is closed")
         chosen = limits or self.limits
         if timeout is not None:
             chosen = chosen.replace(timeout_s=timeout)
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        request = RunRequest(code=decode_source(code), limits=chosen, stdin=data)
+        caps = file_caps or FileCaps()
+        request = RunRequest(
+            code=decode_source(code),
+            limits=chosen,
+            stdin=data,
+            files=input_files(files, caps),
+            collect=collect_patterns(collect),
+            file_caps=caps,
+        )
         if self._pool is not None:
             return self._pool.run(request)
         return self.backend.run(request)

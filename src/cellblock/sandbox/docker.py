@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -31,6 +32,7 @@ from cellblock.sandbox.errors import (
     RuntimeUnavailableError,
     SandboxError,
 )
+from cellblock.sandbox.files import Artifact, FileCaps, RefusedFile, check_name, shown
 from cellblock.sandbox.image import (
     IMAGE_TAG,
     SANDBOX_UID,
@@ -413,20 +415,27 @@ class DockerCell(Cell):
         }
         if limits.runtime == "runsc":
             header["memory_budget"] = limits.memory_bytes + limits.swap_bytes
+        header.update(_files_header(request))
+        payload = b"".join(f.data for f in request.files)
         assert self._sock is not None
         try:
-            self._sock.sendall(json.dumps(header).encode() + b"\n" + code + stdin)
+            self._sock.sendall(json.dumps(header).encode() + b"\n" + code + stdin + payload)
         except OSError as exc:
             raise RunnerProtocolError(f"could not hand the program to the sandbox: {exc}") from exc
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
         frame = self._read_frame(deadline)
-        while frame is not None and frame.get("event") == "output":
-            self._keep_output(frame, limits)
+        collected = _Collected(request.file_caps)
+        while frame is not None and frame.get("event") in ("output", "file", "files_done"):
+            if frame["event"] == "output":
+                self._keep_output(frame, limits)
+            else:
+                collected.take(frame)
+                deadline = max(deadline, time.monotonic() + 30.0)  # collection follows the run
             frame = self._read_frame(deadline)
         total = time.monotonic() - t0
         if frame is not None and frame.get("event") == "result":
             self._finished_cleanly = True  # the runner exits by itself; auto_remove deletes it
-            return self._result_from_frame(frame, limits, total)
+            return collected.into(self._result_from_frame(frame, limits, total))
         timed_out = time.monotonic() >= deadline  # else the stream ended: the runner died
         return self._result_without_report(limits, total, frame, timed_out=timed_out)
 
@@ -593,6 +602,56 @@ class DockerCell(Cell):
                 return None
             out += chunk
         return bytes(out)
+
+
+def _files_header(request: RunRequest) -> dict[str, Any]:
+    """The request header's file fields (inputs follow the program's stdin, in this order)."""
+    header: dict[str, Any] = {}
+    if request.files:
+        header["files"] = [{"name": f.name, "len": len(f.data)} for f in request.files]
+    if request.collect:
+        header["collect"] = list(request.collect)
+        header["collect_max_files"] = request.file_caps.max_files
+        header["collect_max_bytes"] = request.file_caps.max_bytes
+    return header
+
+
+class _Collected:
+    """Artifacts as they arrive; names checked and caps held again on the host."""
+
+    def __init__(self, caps: FileCaps) -> None:
+        self.caps = caps
+        self.artifacts: list[Artifact] = []
+        self.refused: list[RefusedFile] = []
+        self.total = 0
+
+    def take(self, frame: dict[str, Any]) -> None:
+        if frame["event"] == "files_done":
+            for item in (frame.get("refused") or [])[:200]:
+                shown_name, why = str(item.get("name"))[:300], str(item.get("reason"))[:200]
+                self.refused.append(RefusedFile(shown_name, why))
+            if frame.get("error"):
+                self.refused.append(RefusedFile("*", str(frame["error"])[:300]))
+            return
+        name = str(frame.get("name", ""))
+        data = base64.b64decode(frame.get("data", ""))
+        reason: str | None = check_name(name)
+        if reason is None and len(self.artifacts) >= self.caps.max_files:
+            reason = f"more than {self.caps.max_files} files"
+        if reason is None and self.total + len(data) > self.caps.max_bytes:
+            reason = "over the total size cap for collected files"
+        if reason:
+            self.refused.append(RefusedFile(shown(name), reason))
+            return
+        self.total += len(data)
+        self.artifacts.append(Artifact.from_bytes(name, data))
+
+    def into(self, result: ExecutionResult) -> ExecutionResult:
+        if not self.artifacts and not self.refused:
+            return result
+        return dataclasses.replace(
+            result, artifacts=tuple(self.artifacts), files_refused=tuple(self.refused)
+        )
 
 
 def _raw_socket(raw: Any) -> socket.socket:

@@ -44,6 +44,7 @@ _DOCKERFILE = """\
 FROM {base}
 USER 0
 COPY cellblock_runner.py /opt/cellblock/cellblock_runner.py
+COPY cellblock_runner_files.py cellblock_runner_session.py /opt/cellblock/
 RUN set -e; \\
     (getent group {uid} >/dev/null || groupadd -g {uid} cell); \\
     (getent passwd {uid} >/dev/null || useradd -u {uid} -g {uid} -M -d /work -s /usr/sbin/nologin cell); \\
@@ -51,8 +52,8 @@ RUN set -e; \\
       echo "cell$u:x:$u:$u::/work:/usr/sbin/nologin" >> /etc/passwd; echo "cell$u:x:$u:" >> /etc/group; \\
     done; \\
     mkdir -p /work; chown {uid}:{uid} /work; chmod 0700 /work; \\
-    chmod 0755 /opt/cellblock; chmod 0644 /opt/cellblock/cellblock_runner.py; \\
-    python3 -m py_compile /opt/cellblock/cellblock_runner.py; \\
+    chmod 0755 /opt/cellblock; chmod 0644 /opt/cellblock/cellblock_runner*.py; \\
+    python3 -m py_compile /opt/cellblock/cellblock_runner*.py; \\
     find / -xdev \\( -perm -4000 -o -perm -2000 \\) -type f -exec chmod ug-s {{}} + ; \\
     rm -rf /var/cache/apt/* /var/lib/apt/lists/* /root/.cache
 ENV LANG=C.UTF-8 HOME=/work PYTHONDONTWRITEBYTECODE=1
@@ -66,11 +67,27 @@ def runner_source() -> bytes:
     return resources.files("cellblock.sandbox").joinpath("_runner.py").read_bytes()
 
 
+# Modules the runner imports on demand (files, sessions): copied next to it under these names.
+RUNNER_MODULES = {
+    "cellblock_runner_files.py": "_runner_files.py",
+    "cellblock_runner_session.py": "_runner_session.py",
+}
+
+
+def runner_modules_source() -> bytes:
+    """Every runner module, length-prefixed, for the content tag and the recipe digest."""
+    out = bytearray()
+    for name, source in sorted(RUNNER_MODULES.items()):
+        data = resources.files("cellblock.sandbox").joinpath(source).read_bytes()
+        out += f"{name}:{len(data)}\n".encode() + data
+    return bytes(out)
+
+
 def _content_tag() -> str:
     # The tag names what is inside (Dockerfile, runner, uids), so two cellblock checkouts with
     # different runners never overwrite each other's image on a shared engine.
     h = hashlib.sha256()
-    for part in (_DOCKERFILE.encode(), runner_source(), f"{SANDBOX_UID}+{SANDBOX_UID_COUNT}".encode()):
+    for part in (_DOCKERFILE.encode(), runner_source(), f"{SANDBOX_UID}+{SANDBOX_UID_COUNT}".encode(), runner_modules_source()):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return f"{IMAGE_REPOSITORY}:{__version__}-{h.hexdigest()[:12]}"
@@ -83,7 +100,7 @@ def recipe_digest(base: str) -> str:
     """SHA-256 of everything that determines the image: base, Dockerfile, runner."""
     h = hashlib.sha256()
     uids = f"{SANDBOX_UID}+{SANDBOX_UID_COUNT}".encode()
-    for part in (base.encode(), _DOCKERFILE.encode(), runner_source(), uids):
+    for part in (base.encode(), _DOCKERFILE.encode(), runner_source(), uids, runner_modules_source()):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()
@@ -228,6 +245,10 @@ def _build_context(base: str) -> io.BytesIO:
                 ).encode(),
             ),
             ("cellblock_runner.py", runner_source()),
+            *(
+                (name, resources.files("cellblock.sandbox").joinpath(source).read_bytes())
+                for name, source in RUNNER_MODULES.items()
+            ),
         ):
             member = tarfile.TarInfo(name)
             member.size = len(data)

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from cellblock.sandbox.errors import InvalidLimitsError
+from cellblock.sandbox.files import Artifact, FileCaps, InputFile, RefusedFile
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -177,6 +178,9 @@ class RunRequest:
     limits: Limits = field(default_factory=Limits)
     stdin: bytes | None = None
     filename: str = "main.py"
+    files: tuple[InputFile, ...] = ()  # placed in the working directory before the program runs
+    collect: tuple[str, ...] = ()  # glob patterns (relative paths; * matches /) to bring back
+    file_caps: FileCaps = field(default_factory=FileCaps)
 
     def __post_init__(self) -> None:
         size = len(self.code.encode("utf-8", "surrogatepass"))
@@ -220,15 +224,23 @@ class ExecutionResult:
     # runner's sampling under gVisor), host-cgroup (the runner died; the host read them) or none
     accounting: str = "cgroup"
     error: str | None = None  # set when the sandbox itself failed to report
+    artifacts: tuple[Artifact, ...] = ()  # files collected after the run (``collect=``)
+    files_refused: tuple[RefusedFile, ...] = ()  # matched but not handed back, with the reason
 
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("artifacts", "files_refused")
+        }
         data["status"] = self.status.value
         data["limits"] = self.limits.to_dict()
+        data["artifacts"] = [a.to_dict() for a in self.artifacts]
+        data["files_refused"] = [r.to_dict() for r in self.files_refused]
         return data
 
     def to_json(self, **kwargs: Any) -> str:
@@ -239,6 +251,10 @@ class ExecutionResult:
         values = dict(data)
         values["status"] = Status(values["status"])
         values["limits"] = Limits.from_dict(values["limits"])
+        values["artifacts"] = tuple(Artifact.from_dict(a) for a in values.get("artifacts") or ())
+        values["files_refused"] = tuple(
+            RefusedFile(str(r["name"]), str(r["reason"])) for r in values.get("files_refused") or ()
+        )
         return cls(**values)
 
 

@@ -36,6 +36,8 @@ _EXPORTS = {
     "AuditLog": "cellblock.audit",
     "verify": "cellblock.audit",
     "CellblockError": "cellblock.errors",
+    "Session": "cellblock.session",
+    "StepResult": "cellblock.session",
 }
 
 __all__ = [
@@ -51,7 +53,9 @@ __all__ = [
     "Pool",
     "ReviewRequest",
     "Sandbox",
+    "Session",
     "Status",
+    "StepResult",
     "__version__",
     "execute",
     "load_policy",
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
     from cellblock.pipeline import Approval, Pipeline, PipelineResult, ReviewRequest, execute
     from cellblock.policy import load_policy
     from cellblock.sandbox import ExecutionResult, Limits, Pool, Sandbox, Status
+    from cellblock.session import Session, StepResult
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cellblock.assess import AssessConfig, Assessment, Level, assess
 from cellblock.audit import (
@@ -35,6 +35,9 @@ from cellblock.sandbox._sandbox import decode_source, default_backend
 from cellblock.sandbox.files import FileCaps, FileSpec, collect_patterns, input_files
 from cellblock.sandbox.image import Progress
 from cellblock.sandbox.interface import Backend
+
+if TYPE_CHECKING:
+    from cellblock.session import Session
 
 
 class PipelineError(CellblockError):
@@ -429,6 +432,12 @@ class Pipeline:
                 result=result,
             ) from exc
         return result
+
+    def session(self, **kwargs: Any) -> Session:
+        """A :class:`~cellblock.session.Session` on this pipeline's policy, log and engine."""
+        from cellblock.session import Session
+
+        return Session(pipeline=self, **kwargs)
 
     def _needs_no_engine(self, level: str) -> bool:
         return self.policy.decisions.model_dump().get(level) == "block"

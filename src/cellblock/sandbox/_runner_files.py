@@ -199,6 +199,41 @@ def _read_regular(dfd: int, entry: str, room: int) -> tuple[bytes | None, str | 
         os.close(fd)
 
 
+def list_files(root: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every entry under ``root`` (not following links): name (escaped), size, kind."""
+    out: list[dict[str, Any]] = []
+    stack = [(os.open(root, _DIR_FLAGS), "")]
+    try:
+        while stack and len(out) < limit:
+            dfd, prefix = stack.pop()
+            try:
+                for entry in sorted(os.listdir(dfd)):
+                    if len(out) >= limit:
+                        break
+                    rel = prefix + entry
+                    try:
+                        st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
+                    except OSError:
+                        continue
+                    kind = (
+                        "dir" if stat.S_ISDIR(st.st_mode)
+                        else "file" if stat.S_ISREG(st.st_mode)
+                        else "symlink" if stat.S_ISLNK(st.st_mode)
+                        else "other"
+                    )  # fmt: skip
+                    out.append({"name": shown(rel), "size": st.st_size, "kind": kind})
+                    if kind == "dir" and check_name(rel) is None:
+                        with contextlib.suppress(OSError):
+                            stack.append((os.open(entry, _DIR_FLAGS, dir_fd=dfd), rel + "/"))
+            finally:
+                os.close(dfd)
+    finally:
+        for dfd, _ in stack:
+            with contextlib.suppress(OSError):
+                os.close(dfd)
+    return out
+
+
 # -- the pipe between a collector process and the runner ------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import select
 import threading
 import time
 from typing import Any
@@ -65,6 +66,20 @@ class DockerSessionChannel(SessionChannel):
 
     @property
     def ended(self) -> str | None:
+        """Why the session ended; notices an end the runner announced while nobody asked."""
+        sock = self._cell._sock
+        if self._ended is None and sock is not None and self._lock.acquire(blocking=False):
+            try:
+                if select.select([sock], [], [], 0)[0]:
+                    frame = self._cell._read_frame(time.monotonic() + 1.0)
+                    if frame is None:
+                        self._finish("the sandbox ended")
+                    elif frame.get("event") == "ended":
+                        self._finish(str(frame.get("reason") or "ended"))
+            except OSError:
+                self._finish("the sandbox ended")
+            finally:
+                self._lock.release()
         return self._ended
 
     def _send(self, header: dict[str, Any], payload: bytes = b"") -> None:

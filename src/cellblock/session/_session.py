@@ -187,9 +187,13 @@ class Session:
         return result
 
     def _require_open(self) -> None:
-        if self._closed_reason is not None or self._channel.ended is not None:
-            reason = self._closed_reason or self._channel.ended
-            raise SessionClosedError(f"the session has ended ({reason}); open a new one")
+        ended = self._channel.ended
+        if ended is not None:
+            self._record_closed(ended)
+        if self._closed_reason is not None:
+            raise SessionClosedError(
+                f"the session has ended ({self._closed_reason}); open a new one"
+            )
 
     # -- files ----------------------------------------------------------------------------
 

@@ -10,12 +10,19 @@ import pytest
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "runc-open.yaml"
 
 
-def policy_for(tmp_path: Path, runtime: str, *, block_high: bool = False) -> Path:
+def policy_for(
+    tmp_path: Path, runtime: str, *, block_high: bool = False, allow_all: bool = False
+) -> Path:
     text = FIXTURE.read_text().replace("runtime: runc", f"runtime: {runtime}")
     text = text.replace("name: runc-open", f"name: session-{runtime}")
     if block_high:
         text = text.replace("  high: allow", "  high: block")
-    path = tmp_path / f"policy-{runtime}{'-strict' if block_high else ''}.yaml"
+    if allow_all:  # the hostile battery: what the sandbox does when the policy lets it run
+        text = text.replace("  critical: block", "  critical: allow")
+    path = (
+        tmp_path
+        / f"policy-{runtime}{'-strict' if block_high else ''}{'-all' if allow_all else ''}.yaml"
+    )
     path.write_text(text)
     return path
 
@@ -23,6 +30,11 @@ def policy_for(tmp_path: Path, runtime: str, *, block_high: bool = False) -> Pat
 @pytest.fixture
 def session_policy(tmp_path: Path, runtime: str) -> Path:
     return policy_for(tmp_path, runtime)
+
+
+@pytest.fixture
+def open_policy(tmp_path: Path, runtime: str) -> Path:
+    return policy_for(tmp_path, runtime, allow_all=True)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ the worker is killed, so nothing forked by a step lives into the next one.
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import io
 import json
@@ -42,6 +43,14 @@ import sys
 import time
 import types
 from typing import Any
+
+# The machinery's own builtins, bound as this module's globals before any step runs: a step that
+# replaces them in the builtins module changes what the program sees, not what the worker uses.
+_MACHINERY_BUILTINS = (
+    "len", "int", "isinstance", "repr", "compile", "exec", "eval", "list", "str", "bytes",
+    "memoryview", "dict", "range", "sum", "enumerate", "getattr", "setattr", "open", "print",
+)  # fmt: skip
+globals().update({name: getattr(builtins, name) for name in _MACHINERY_BUILTINS})
 
 WORKDIR = "/work"
 CTL_MAX = 256 * 1024  # the worker's report, without figures
@@ -130,28 +139,53 @@ def _serve_steps(namespace: dict[str, Any]) -> None:
             view = view[write(4, view) :]
 
 
+class _Machinery:
+    """What the worker uses, bound once before any step runs: a step that replaces a module's
+    attribute (ast.parse, signal.signal, os.waitpid, contextlib.suppress...) changes what the
+    program sees, not what the machinery calls."""
+
+    import ast as _ast
+
+    compile = builtins.compile
+    exec = builtins.exec
+    eval = builtins.eval
+    repr = builtins.repr
+    only_ast = _ast.PyCF_ONLY_AST
+    Expr = _ast.Expr
+    Expression = _ast.Expression
+    set_signal = signal.signal
+    SIGINT = signal.SIGINT
+    SIG_IGN = signal.SIG_IGN
+    default_int_handler = signal.default_int_handler
+    waitpid = os.waitpid
+    WNOHANG = os.WNOHANG
+    del _ast
+
+
 def _run_step(
     namespace: dict[str, Any], step_id: int, code: bytes
 ) -> tuple[dict[str, Any], list[bytes]]:
-    import ast
-
+    m = _Machinery
     report: dict[str, Any] = {"id": step_id, "value": None, "outcome": "ok", "exit_code": None}
+    try:  # children of the last step, killed by the runner, are collected here
+        while m.waitpid(-1, m.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
     filename = f"<step {step_id}>"
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a step timeout interrupts
+        m.set_signal(m.SIGINT, m.default_int_handler)  # a step timeout interrupts
         source = code.decode("utf-8", "surrogateescape")
-        tree = ast.parse(source, filename, "exec")
+        tree = m.compile(source, filename, "exec", m.only_ast)
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            node = tree.body.pop()
-            assert isinstance(node, ast.Expr)
-            last = ast.Expression(node.value)
-        exec(compile(tree, filename, "exec"), namespace)
+        if tree.body and isinstance(tree.body[-1], m.Expr):
+            last = m.Expression(tree.body.pop().value)
+        m.exec(m.compile(tree, filename, "exec"), namespace)
         if last is not None:
-            value = eval(compile(last, filename, "eval"), namespace)
+            value = m.eval(m.compile(last, filename, "eval"), namespace)
             if value is not None:
                 namespace["_"] = value
-                report["value"] = repr(value)[:1_000_000]
+                report["value"] = m.repr(value)[:1_000_000]
     except SystemExit as exc:
         report["outcome"] = "exit"
         report["exit_code"] = _runner_exit_status(exc.code)
@@ -161,16 +195,20 @@ def _run_step(
     except BaseException:
         report["outcome"] = "error"
         _print_tb()
-    with contextlib.suppress(BaseException):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the machinery's own work is not interrupted
+    try:
+        m.set_signal(m.SIGINT, m.SIG_IGN)  # the machinery's own work is not interrupted
+    except BaseException:
+        pass
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(BaseException):
+        try:
             stream.flush()
+        except BaseException:
+            pass
     figures: list[bytes] = []
     try:
         figures = _save_figures()
     except BaseException as exc:
-        report["figure_error"] = repr(exc)[:500]
+        report["figure_error"] = m.repr(exc)[:500]
     return report, figures
 
 
@@ -179,8 +217,10 @@ def _runner_exit_status(code: object) -> int:
         return 0
     if isinstance(code, int):
         return code & 0xFF
-    with contextlib.suppress(BaseException):
+    try:  # not contextlib.suppress: a step may have replaced it
         sys.stderr.write(str(code) + "\n")
+    except BaseException:
+        pass
     return 1
 
 
@@ -474,14 +514,19 @@ class _Session:
                         ctl += os.read(fd, 1 << 20)
                     continue
                 self._relay(fd, names[fd], step_id, caps, kept, counts)
-            if ctl:
-                report, figures, problem = _parse_report(bytes(ctl))
+            while ctl and outcome is None:
+                report, figures, problem, used = _parse_report(bytes(ctl))
                 if problem:
                     outcome = "protocol"
-                    break
-                if report is not None:
+                elif report is None:
+                    break  # incomplete: wait for more
+                elif report.get("id") != step_id:
+                    del ctl[:used]  # a stale or forged report for another step: not this one's
+                    report, figures = None, []
+                else:
                     outcome = "reported"
-                    break
+            if outcome is not None:
+                break
         ended = time.monotonic()
         # what the worker already wrote: relay it, briefly
         for fd in (self.out_r, self.err_r):
@@ -590,20 +635,23 @@ def _describe(status: int) -> str:
     return str(status)
 
 
-def _parse_report(data: bytes) -> tuple[dict[str, Any] | None, list[bytes], str | None]:
+def _parse_report(
+    data: bytes,
+) -> tuple[dict[str, Any] | None, list[bytes], str | None, int]:
     """The worker's report: one JSON line, then the figures' bytes. Program-controlled: every
-    field is checked and capped; (None, [], None) while incomplete."""
+    field is checked and capped. Returns (report, figures, problem, bytes used); the report is
+    None while incomplete."""
     nl = data.find(b"\n")
     if nl < 0:
-        return (None, [], "report too large") if len(data) > CTL_MAX else (None, [], None)
+        return None, [], "report too large" if len(data) > CTL_MAX else None, 0
     if nl > CTL_MAX:
-        return None, [], "report too large"
+        return None, [], "report too large", 0
     try:
         report = json.loads(data[:nl])
     except ValueError:
-        return None, [], "report is not JSON"
+        return None, [], "report is not JSON", 0
     if not isinstance(report, dict):
-        return None, [], "report is not an object"
+        return None, [], "report is not an object", 0
     sizes = report.get("figures")
     if (
         not isinstance(sizes, list)
@@ -611,26 +659,26 @@ def _parse_report(data: bytes) -> tuple[dict[str, Any] | None, list[bytes], str 
         or not all(isinstance(n, int) and n >= 0 for n in sizes)
         or sum(sizes) > FIGURES_MAX_BYTES
     ):
-        return None, [], "bad figure list"
+        return None, [], "bad figure list", 0
     if report.get("outcome") not in ("ok", "error", "interrupted", "exit"):
-        return None, [], "bad outcome"
+        return None, [], "bad outcome", 0
     exit_code = report.get("exit_code")
     if exit_code is not None and not (isinstance(exit_code, int) and 0 <= exit_code <= 255):
-        return None, [], "bad exit code"
+        return None, [], "bad exit code", 0
     if report.get("value") is not None and not isinstance(report.get("value"), str):
-        return None, [], "bad value"
+        return None, [], "bad value", 0
+    if not isinstance(report.get("id"), int):
+        return None, [], "bad step id", 0
     figure_error = report.get("figure_error")
     report["figure_error"] = str(figure_error)[:500] if figure_error is not None else None
     body = data[nl + 1 :]
     if len(body) < sum(sizes):
-        return None, [], None
-    if len(body) > sum(sizes):
-        return None, [], "trailing bytes after the report"
+        return None, [], None, 0
     figures, at = [], 0
     for n in sizes:
         figures.append(body[at : at + n])
         at += n
-    return report, figures, None
+    return report, figures, None, nl + 1 + at
 
 
 def serve(chan: int, header: dict[str, Any], request: Any, cgroup: Any) -> int:

@@ -205,3 +205,22 @@ def test_idle_timeout_ends_the_session(runc_policy: Path, audit_dir: Path) -> No
         time.sleep(3)
         with pytest.raises(SessionClosedError, match=r"idle|ended"):
             s.run("x")
+
+
+def test_memory_bounds_the_whole_session(session_policy: Path, audit_dir: Path) -> None:
+    # the policy's profile gives 256 MiB: two steps of 150 MiB each fit alone, not together
+    with Session(session_policy, audit_dir=audit_dir) as s:
+        first = s.run("a = bytearray(150 * 1024 * 1024)\nlen(a)")
+        assert first.status == "ok", first
+        second = s.run("b = bytearray(150 * 1024 * 1024)\nlen(b)")
+        assert second.status == "oom", second
+        assert second.session_ended and not s.alive
+
+
+def test_pipeline_session_shares_the_pipeline(runc_policy: Path, audit_dir: Path) -> None:
+    from cellblock.pipeline import Pipeline
+
+    with Pipeline(str(runc_policy), audit_dir=audit_dir) as pipeline:
+        with pipeline.session() as s:
+            assert s.run("6 * 7").value == "42"
+        assert pipeline.execute("print(1)").execution is not None  # the pipeline goes on

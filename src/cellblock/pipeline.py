@@ -82,6 +82,7 @@ class PipelineResult:
     decision: Decision
     approval: Approval | None
     execution: ExecutionResult | None
+    image: str = "base"  # the image profile the program ran (or would have run) on
 
     @property
     def status(self) -> str:
@@ -131,6 +132,7 @@ class PipelineResult:
             "level": self.decision.level,
         }
         data["approval"] = None if self.approval is None else self.approval.to_dict()
+        data["image"] = self.image
         return data
 
 
@@ -177,6 +179,9 @@ class Pipeline:
         self._owns_backend = backend is None
         self._progress = progress
         self._pool: Pool | None = None
+        # image profile name -> backend and pool for images other than the policy's default
+        self._image_backends: dict[str, Backend] = {}
+        self._image_pools: dict[str, Pool] = {}
         # None follows the policy; a one-shot caller (the CLI) passes False: a pool only pays
         # off when the same pipeline runs many programs
         self._use_pool = use_pool
@@ -230,6 +235,50 @@ class Pipeline:
                 )
             return self._pool
 
+    def _backend_for(self, image: str) -> Backend:
+        """The backend for an image profile (``base``: the pipeline's own), built on demand."""
+        if image == "base":
+            return self.backend
+        base = self.backend
+        with self._lock:
+            if image not in self._image_backends:
+                from cellblock._images import profile_of
+                from cellblock.sandbox.docker import DockerBackend
+                from cellblock.sandbox.profiles import (
+                    build_profile_image,
+                    inspect_profile_image,
+                    profile_tag,
+                )
+
+                client = getattr(base, "client", None)
+                if client is None:
+                    raise PolicyError(f"the {base.name} backend cannot run the {image} image")
+                profile = profile_of(self.policy, image)
+                info = inspect_profile_image(client, profile)
+                if not (info.present and info.current):
+                    build_profile_image(client, profile, progress=self._progress)
+                self._image_backends[image] = DockerBackend(
+                    client=client, image=profile_tag(profile)
+                )
+            return self._image_backends[image]
+
+    def _runner_for(self, image: str) -> Backend | Pool:
+        """Where a run on ``image`` goes: the image's pool when pooling is on, else its backend."""
+        if image == "base":
+            pool = self._pool_for()
+            return pool if pool is not None else self.backend
+        backend = self._backend_for(image)
+        enabled = self.policy.pool.enabled if self._use_pool is None else self._use_pool
+        if not enabled or self.policy.pool.size < 1:
+            return backend
+        with self._lock:
+            if image not in self._image_pools:
+                settings = self.policy.pool
+                self._image_pools[image] = Pool(
+                    backend, size=settings.size, idle_timeout_s=settings.idle_timeout
+                )
+            return self._image_pools[image]
+
     def warm(self) -> None:
         """Start the pool for the policy's open profile (when the policy enables a pool)."""
         decision = self.policy.decide("none", runtimes=self.backend.runtimes())
@@ -265,8 +314,18 @@ class Pipeline:
         skip_assessment: bool = False,
         deep: bool | None = None,
         limits_override: Mapping[str, Any] | None = None,
+        image: str | None = None,
     ) -> PipelineResult:
-        """Assess, decide, ask for approval when needed, run, and record every step."""
+        """Assess, decide, ask for approval when needed, run, and record every step.
+
+        ``image`` picks an image profile (``base``, ``data``, or one the policy declares) among
+        those the decided profile permits; ``None`` runs on the profile's own image.
+        """
+        from cellblock._images import chosen_image, modules_for, provisional_image
+
+        if image is not None:
+            modules_for(self.policy, image)  # an unknown name is an error before anything runs
+        assumed_image = provisional_image(self.policy, image)
         text = decode_source(code)
         raw = text.encode("utf-8", "surrogateescape")
         run_id = uuid.uuid4().hex
@@ -308,7 +367,12 @@ class Pipeline:
                     "category_levels": dict(self.policy.assessment.category_levels),
                 }
             )
-            assessment = assess(raw, config=config, deep=deep)
+            assessment = assess(
+                raw,
+                config=config,
+                deep=deep,
+                available_modules=modules_for(self.policy, assumed_image),
+            )
             self._record(
                 "assessment",
                 {
@@ -334,6 +398,15 @@ class Pipeline:
                 # the caller may only tighten what the policy allows
                 limits = limits.tighten(limits.replace(**dict(limits_override)))
             decision = dataclasses.replace(decision, limits=limits)
+        run_image = assumed_image
+        if decision.profile is not None:
+            run_image = chosen_image(self.policy, decision.profile, image)
+            if assessment is not None and run_image != assumed_image:
+                from cellblock._images import recheck_dependencies
+
+                assessment = recheck_dependencies(
+                    assessment, modules_for(self.policy, run_image)
+                )
         self._record(
             "decision",
             {
@@ -345,6 +418,7 @@ class Pipeline:
                 "limits": None if limits is None else limits.to_dict(),
                 "policy": policy_name,
                 "policy_digest": policy_digest,
+                "image": run_image,
                 "loosenings": self._policy_loosenings
                 + ([] if limits is None else [f"limits.{name}" for name in limits.loosenings()]),
             },
@@ -360,6 +434,7 @@ class Pipeline:
                 decision,
                 approval,
                 execution,
+                run_image,
             )
 
         if decision.action == "block":
@@ -376,7 +451,8 @@ class Pipeline:
         # 4. run
         assert limits is not None
         request = RunRequest(code=text, limits=limits, stdin=stdin)
-        backend = self.backend
+        target = self._runner_for(run_image)
+        backend = self.backend if run_image == "base" else self._backend_for(run_image)
         self._record(
             "execution.started",
             {
@@ -384,13 +460,13 @@ class Pipeline:
                 "limits": limits.to_dict(),
                 "runtime": limits.runtime,
                 "backend": backend.name,
+                "image": run_image,
                 "stdin_sha256": _sha256(stdin or b""),
             },
         )  # durable: on disk before any container exists
         started = time.monotonic()
         try:
-            pool = self._pool_for()
-            execution = pool.run(request) if pool is not None else backend.run(request)
+            execution = target.run(request)
         except SandboxError as exc:
             self._record(
                 "execution.failed",
@@ -425,6 +501,9 @@ class Pipeline:
     # -- lifetime ------------------------------------------------------------------------------
 
     def close(self) -> None:
+        for image_pool in self._image_pools.values():
+            image_pool.close()
+        # image backends share the pipeline backend's engine client, closed below
         if self._pool is not None:
             self._pool.close()
         if self._backend is not None and self._owns_backend:
@@ -489,9 +568,10 @@ def execute(
     skip_assessment: bool = False,
     backend: Backend | None = None,
     audit_dir: Path | None = None,
+    image: str | None = None,
 ) -> PipelineResult:
     """One guarded run: assess, decide, approve, run and record. See :class:`Pipeline`."""
     with Pipeline(policy, backend=backend, audit_dir=audit_dir) as pipeline:
         return pipeline.execute(
-            code, stdin=stdin, approver=approver, skip_assessment=skip_assessment
+            code, stdin=stdin, approver=approver, skip_assessment=skip_assessment, image=image
         )

@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="skip the assessment (only when the policy allows it; recorded)",
     )
     run.add_argument("--deep", action="store_true", help="always run the deep (Semgrep) analysis")
+    run.add_argument(
+        "--image",
+        metavar="NAME",
+        help="image profile to run on (base, data, or one the policy declares); the policy "
+        "profile must permit it",
+    )
     run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     run.set_defaults(func=cmd_run)
 
@@ -52,11 +58,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     build.add_argument("--no-pull", action="store_true", help="do not try to pull python:3.x-slim")
     build.add_argument("--mirror", help="Debian mirror for the offline bootstrap")
     build.add_argument("--suite", help="Debian suite for the offline bootstrap (default bookworm)")
+    add_profile_flags(build)
+    build.add_argument(
+        "--wheelhouse", metavar="DIR", help="take the profile's wheels from DIR (no index)"
+    )
     build.set_defaults(func=cmd_image_build)
     info = isub.add_parser(
         "info", help="say which sandbox image is present and whether it is current"
     )
     info.add_argument("--json", action="store_true")
+    add_profile_flags(info)
     info.set_defaults(func=cmd_image_info)
 
     gc = sub.add_parser("gc", help="remove cellblock containers whose owner process is gone")
@@ -146,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             skip_assessment=args.no_assess,
             deep=True if args.deep else None,
             limits_override=overrides,
+            image=args.image,
         )
     extra = result.to_dict()
     if result.execution is None:
@@ -212,9 +224,25 @@ def _stderr_progress(message: str) -> None:
     print(f"[cellblock] {message}", file=sys.stderr, flush=True)
 
 
+def add_profile_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="image profile: base (default), data, or one the policy declares under images:",
+    )
+    parser.add_argument(
+        "--policy", metavar="NAME|FILE", help="policy whose images: declares the profile"
+    )
+
+
 def cmd_image_build(args: argparse.Namespace) -> int:
     from cellblock.sandbox.docker import connect
     from cellblock.sandbox.image import build_image
+
+    if args.profile and args.profile != "base":
+        from cellblock.sandbox._profile_cli import cmd_profile_build
+
+        return cmd_profile_build(args)
 
     info = build_image(
         connect(),
@@ -231,6 +259,11 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 def cmd_image_info(args: argparse.Namespace) -> int:
     from cellblock.sandbox.docker import connect
     from cellblock.sandbox.image import inspect_image
+
+    if args.profile and args.profile != "base":
+        from cellblock.sandbox._profile_cli import cmd_profile_info
+
+        return cmd_profile_info(args)
 
     info = inspect_image(connect())
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +120,24 @@ def data_backend(docker_client, data_image) -> Iterator[Backend]:  # type: ignor
     from cellblock.sandbox.docker import DockerBackend
 
     yield DockerBackend(client=docker_client, image=data_image.tag)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def dead_index_env(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An environment whose pip points at a closed loopback port (the index is unreachable)."""
+    env = dict(os.environ)
+    env["PIP_INDEX_URL"] = f"http://127.0.0.1:{closed_port}/simple"
+    env.pop("PIP_EXTRA_INDEX_URL", None)
+    env["PIP_FIND_LINKS"] = ""
+    return env
+
+

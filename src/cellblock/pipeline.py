@@ -13,12 +13,13 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cellblock._packages_step import PackagesStep
 from cellblock.assess import AssessConfig, Assessment, Level, assess
 from cellblock.audit import (
     AuditLog,
@@ -29,11 +30,12 @@ from cellblock.audit import (
     generate_keypair,
 )
 from cellblock.errors import CellblockError
+from cellblock.packages import PackageVerdict
 from cellblock.policy import Decision, LoadedPolicy, Policy, PolicyError, load_policy
 from cellblock.sandbox import ExecutionResult, Limits, Pool, RunRequest, SandboxError
 from cellblock.sandbox._sandbox import decode_source, default_backend
 from cellblock.sandbox.image import Progress
-from cellblock.sandbox.interface import Backend
+from cellblock.sandbox.interface import Backend, WheelPayload
 
 
 class PipelineError(CellblockError):
@@ -65,6 +67,7 @@ class ReviewRequest:
     code: str
     assessment: Assessment | None
     decision: Decision
+    packages: PackageVerdict | None = None  # per-run packages, when a verdict asked for review
 
 
 Approver = Callable[[ReviewRequest], "Approval | bool"]
@@ -83,6 +86,7 @@ class PipelineResult:
     approval: Approval | None
     execution: ExecutionResult | None
     image: str = "base"  # the image profile the program ran (or would have run) on
+    packages: PackageVerdict | None = None  # the per-run packages' resolution, scan and verdict
 
     @property
     def status(self) -> str:
@@ -133,6 +137,7 @@ class PipelineResult:
         }
         data["approval"] = None if self.approval is None else self.approval.to_dict()
         data["image"] = self.image
+        data["packages"] = None if self.packages is None else self.packages.to_dict()
         return data
 
 
@@ -166,6 +171,7 @@ class Pipeline:
         progress: Progress | None = None,
         env: Mapping[str, str] | None = None,
         use_pool: bool | None = None,
+        wheelhouse: Path | None = None,
     ) -> None:
         if isinstance(policy, LoadedPolicy):
             self.loaded: LoadedPolicy | None = policy
@@ -182,6 +188,8 @@ class Pipeline:
         # image profile name -> backend and pool for images other than the policy's default
         self._image_backends: dict[str, Backend] = {}
         self._image_pools: dict[str, Pool] = {}
+        self._wheelhouse = wheelhouse
+        self._packages_step: PackagesStep | None = None
         # None follows the policy; a one-shot caller (the CLI) passes False: a pool only pays
         # off when the same pipeline runs many programs
         self._use_pool = use_pool
@@ -315,11 +323,17 @@ class Pipeline:
         deep: bool | None = None,
         limits_override: Mapping[str, Any] | None = None,
         image: str | None = None,
+        packages: Sequence[str] | None = None,
+        package_hashes: Mapping[str, set[str]] | None = None,
     ) -> PipelineResult:
         """Assess, decide, ask for approval when needed, run, and record every step.
 
         ``image`` picks an image profile (``base``, ``data``, or one the policy declares) among
         those the decided profile permits; ``None`` runs on the profile's own image.
+        ``packages`` are requirement specifiers (``tabulate==0.10.0``) resolved on the host,
+        scanned and checked against the decided profile's ``packages:`` rules, then sent to the
+        sandbox (networking stays off); ``package_hashes`` pins names to sha256 digests. A
+        refused package raises a :class:`~cellblock.packages.PackageError` and nothing runs.
         """
         from cellblock._images import chosen_image, modules_for, provisional_image
 
@@ -424,6 +438,8 @@ class Pipeline:
             },
         )
 
+        package_verdict: PackageVerdict | None = None
+
         def finish(approval: Approval | None, execution: ExecutionResult | None) -> PipelineResult:
             return PipelineResult(
                 run_id,
@@ -435,22 +451,34 @@ class Pipeline:
                 approval,
                 execution,
                 run_image,
+                package_verdict,
             )
 
         if decision.action == "block":
             return finish(None, None)
 
-        # 3. review
+        # 2b. per-run packages, under the decided profile's rules
+        wheels: tuple[WheelPayload, ...] = ()
+        if packages:
+            assert decision.profile is not None
+            package_verdict, wheels = self._packages().prepare(
+                self.policy, decision.profile, list(packages), package_hashes, base, self._record
+            )
+
+        # 3. review (also when a package finding asks for it)
         approval: Approval | None = None
-        if decision.action == "review":
-            approval = self._ask(approver, ReviewRequest(text, assessment, decision))
+        if decision.action == "review" or (
+            package_verdict is not None and package_verdict.action == "review"
+        ):
+            request_ = ReviewRequest(text, assessment, decision, package_verdict)
+            approval = self._ask(approver, request_)
             self._record("approval", {**base, **approval.to_dict()})
             if not approval.approved:
                 return finish(approval, None)
 
         # 4. run
         assert limits is not None
-        request = RunRequest(code=text, limits=limits, stdin=stdin)
+        request = RunRequest(code=text, limits=limits, stdin=stdin, wheels=wheels)
         target = self._runner_for(run_image)
         backend = self.backend if run_image == "base" else self._backend_for(run_image)
         self._record(
@@ -483,6 +511,11 @@ class Pipeline:
                 result=result,
             ) from exc
         return result
+
+    def _packages(self) -> PackagesStep:
+        if self._packages_step is None:
+            self._packages_step = PackagesStep(wheelhouse=self._wheelhouse)
+        return self._packages_step
 
     def _needs_no_engine(self, level: str) -> bool:
         return self.policy.decisions.model_dump().get(level) == "block"
@@ -569,9 +602,16 @@ def execute(
     backend: Backend | None = None,
     audit_dir: Path | None = None,
     image: str | None = None,
+    packages: Sequence[str] | None = None,
+    wheelhouse: Path | None = None,
 ) -> PipelineResult:
     """One guarded run: assess, decide, approve, run and record. See :class:`Pipeline`."""
-    with Pipeline(policy, backend=backend, audit_dir=audit_dir) as pipeline:
-        return pipeline.execute(
-            code, stdin=stdin, approver=approver, skip_assessment=skip_assessment, image=image
+    with Pipeline(policy, backend=backend, audit_dir=audit_dir, wheelhouse=wheelhouse) as p:
+        return p.execute(
+            code,
+            stdin=stdin,
+            approver=approver,
+            skip_assessment=skip_assessment,
+            image=image,
+            packages=packages,
         )

@@ -33,7 +33,7 @@ class HostPip:
 
     def describe(self) -> str:
         parts = urlsplit(self.index_url)
-        return f"{parts.scheme}://{parts.hostname}" + ("" if self.configured else " (pip default)")
+        return f"{parts.scheme}://{parts.hostname}" + ("" if self.configured else ", pip's default")
 
 
 def pip_command() -> list[str]:
@@ -46,6 +46,21 @@ def pip_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     out.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     out.setdefault("PIP_NO_INPUT", "1")
     return out
+
+
+def config_key(env: Mapping[str, str] | None = None) -> str:
+    """What identifies pip's configuration cheaply (without running pip): its config files'
+    identities and the PIP_* variables. Used to key caches; a TTL bounds what it misses."""
+    environ = pip_env(env)
+    parts = sorted(f"{k}={v}" for k, v in environ.items() if k.startswith("PIP_"))
+    for path in ("/etc/pip.conf", os.path.expanduser("~/.config/pip/pip.conf"),
+                 os.path.expanduser("~/.pip/pip.conf"), environ.get("PIP_CONFIG_FILE", "")):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        parts.append(f"{path}:{st.st_mtime_ns if st else '-'}")
+    return "\n".join(parts)
 
 
 def _default_index() -> str:

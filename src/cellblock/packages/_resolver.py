@@ -35,7 +35,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from cellblock.packages._cache import WheelCache, sha256_file
-from cellblock.packages._pipconfig import HostPip, host_pip, pip_command, pip_env
+from cellblock.packages._pipconfig import HostPip, config_key, host_pip, pip_command, pip_env
 from cellblock.packages.errors import (
     HashMismatchError,
     IndexUnreachableError,
@@ -127,6 +127,7 @@ class PipResolver(Resolver):
         env: Mapping[str, str] | None = None,
         timeout_s: float = 600.0,
         retries: int = 2,
+        resolution_ttl_s: float = 3600.0,
     ) -> None:
         self.target = target or Target()
         self.cache = cache or WheelCache()
@@ -134,6 +135,9 @@ class PipResolver(Resolver):
         self.env = pip_env(env)
         self.timeout_s = timeout_s
         self.retries = retries
+        #: a resolution of the same requirements for the same target and source is reused this
+        #: long without asking pip (its files are still hash-checked on every use); 0 disables
+        self.resolution_ttl_s = resolution_ttl_s
         self._host: HostPip | None = None
 
     @property
@@ -189,7 +193,12 @@ class PipResolver(Resolver):
         reqs = [parse_requirement(spec) for spec in requirements]
         if not reqs:
             return Resolution((), (), self.target, self.source(), cached=True)
-        items = self._report(reqs)
+        memory = self._remembered(reqs, hashes)
+        from_memory = memory is not None
+        if memory is None:
+            items, source = self._report(reqs), self.source()
+        else:
+            items, source = memory
         requested = {canonicalize_name(r.name) for r in reqs}
         dists: list[Distribution] = []
         missing: list[dict[str, Any]] = []
@@ -226,13 +235,68 @@ class PipResolver(Resolver):
                 )
             )
         dists.sort(key=lambda d: d.name)
+        if not from_memory:
+            self._remember(reqs, hashes, items)
         return Resolution(
             tuple(str(r) for r in reqs),
             tuple(dists),
             self.target,
-            self.source(),
+            source,
             cached=not missing,
         )
+
+    def _memory_path(self, reqs: list[Requirement], hashes: Mapping[str, set[str]] | None) -> Path:
+        import hashlib
+
+        key = json.dumps(
+            {
+                "requirements": sorted(str(r) for r in reqs),
+                "hashes": {k: sorted(v) for k, v in sorted((hashes or {}).items())},
+                "target": self.target.to_dict(),
+                "wheelhouse": str(self.wheelhouse or ""),
+                "pip": config_key(self.env),
+            },
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.cache.root / "resolutions" / f"{digest}.json"
+
+    def _remembered(
+        self, reqs: list[Requirement], hashes: Mapping[str, set[str]] | None
+    ) -> tuple[list[dict[str, Any]], str] | None:
+        if self.resolution_ttl_s <= 0:
+            return None
+        import time
+
+        path = self._memory_path(reqs, hashes)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or time.time() - float(data.get("created", 0)) > (
+            self.resolution_ttl_s
+        ):
+            return None
+        items = data.get("items")
+        return (items, str(data.get("source", ""))) if isinstance(items, list) else None
+
+    def _remember(
+        self,
+        reqs: list[Requirement],
+        hashes: Mapping[str, set[str]] | None,
+        items: list[dict[str, Any]],
+    ) -> None:
+        import contextlib
+        import os
+        import time
+
+        path = self._memory_path(reqs, hashes)
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            body = {"created": time.time(), "items": items, "source": self.source()}
+            tmp.write_text(json.dumps(body), "utf-8")
+            os.replace(tmp, path)
 
     def _report(self, reqs: list[Requirement]) -> list[dict[str, Any]]:
         with tempfile.TemporaryDirectory(prefix="cellblock-resolve-") as tmp:

@@ -43,6 +43,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("--deep", action="store_true", help="always run the deep (Semgrep) analysis")
     run.add_argument(
+        "--with",
+        dest="with_packages",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a package for this run, e.g. tabulate==0.10.0 (repeatable; resolved on the host, "
+        "scanned, checked against the policy's packages: rules)",
+    )
+    run.add_argument(
+        "--requirements", metavar="FILE", help="packages for this run from a requirements file"
+    )
+    run.add_argument(
+        "--wheelhouse", metavar="DIR", help="take packages from this directory of wheels only"
+    )
+    run.add_argument(
         "--image",
         metavar="NAME",
         help="image profile to run on (base, data, or one the policy declares); the policy "
@@ -144,11 +159,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     stdin = Path(args.stdin).read_bytes() if args.stdin else None
     overrides = limit_overrides(args)
     approver = _cli_approver(args, program_on_stdin=args.file == "-")
+    specs, hashes = list(args.with_packages), None
+    if args.requirements:
+        from cellblock.packages import read_requirements_file
+
+        more, hashes = read_requirements_file(Path(args.requirements))
+        specs += more
     with Pipeline(
         args.policy,
         progress=_stderr_progress,
         audit_dir=Path(args.audit_dir) if args.audit_dir else None,
         use_pool=False,  # one program: a pool would only start containers to throw away
+        wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
     ) as pipeline:
         result = pipeline.execute(
             code,
@@ -158,7 +180,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             deep=True if args.deep else None,
             limits_override=overrides,
             image=args.image,
+            packages=specs or None,
+            package_hashes=hashes,
         )
+    if result.packages is not None and not args.json:
+        for note in result.packages.findings:
+            print(f"cellblock: package {note.action}: {note.message}", file=sys.stderr)
     extra = result.to_dict()
     if result.execution is None:
         if args.json:

@@ -129,3 +129,21 @@ def test_user_profile_builds_from_a_wheelhouse_with_the_index_unreachable(
 
         with contextlib.suppress(docker.errors.APIError):
             docker_client.images.remove(profile_tag(profile), force=True)
+
+
+def test_warm_runner_preloads_the_profile_modules(data_backend) -> None:  # type: ignore[no-untyped-def]
+    code = "import sys; print('pandas' in sys.modules, 'numpy' in sys.modules)"
+    roomy = Limits(runtime="runc", timeout_s=60, memory_bytes=512 * 1024 * 1024)
+    assert data_backend.run(RunRequest(code=code, limits=roomy)).stdout.split() == ["True", "True"]
+    # under a small memory limit the preload is skipped (it would count against the program)
+    small = Limits(runtime="runc", timeout_s=60, memory_bytes=96 * 1024 * 1024)
+    out = data_backend.run(RunRequest(code=code, limits=small))
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_sandbox_takes_an_image_profile(data_image) -> None:  # type: ignore[no-untyped-def]
+    from cellblock.sandbox import Sandbox
+
+    with Sandbox(Limits(runtime="runc", timeout_s=60), image="data", reap=False) as sb:
+        out = sb.run("import numpy; print(numpy.__version__)")
+    assert out.stdout.strip() == "2.4.6", out.stderr

@@ -237,3 +237,21 @@ def test_cli_requirements_file_and_wheelhouse_offline(
 
 def test_package_error_base_is_a_cellblock_error() -> None:
     assert issubclass(PackageError, cellblock.CellblockError)
+
+
+@pytest.mark.parametrize("evil", ["../../../work/escaped.py", "/etc/evil.py", "a/../../x.py"])
+def test_runner_refuses_a_wheel_with_an_unsafe_path(backend, evil: str) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("evil/__init__.py", "x = 1\n")
+        zf.writestr(evil, "print('escaped')\n")
+    data = buf.getvalue()
+    wheel = WheelPayload("evil-1.0-py3-none-any.whl", hashlib.sha256(data).hexdigest(), data)
+    code = "import os; print(os.path.exists('/work/escaped.py'))"
+    request = RunRequest(code=code, limits=Limits(runtime="runc", timeout_s=30), wheels=(wheel,))
+    result = backend.run(request)
+    assert result.stdout == "" and "unsafe path" in (result.error or ""), result

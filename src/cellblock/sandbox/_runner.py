@@ -5,6 +5,8 @@ It runs inside the sandbox image, so it must not import cellblock. Protocol (ver
 * host -> runner, on the container's stdin: one JSON header line
   ``{"v": 1, "code_len": N, "stdin_len": M, "timeout_s": T, "stdout_cap": A, "stderr_cap": B,
   "filename": "main.py"}`` followed by N bytes of UTF-8 source and M bytes for the program's stdin.
+  An optional ``"wheels": [{"filename", "sha256", "len"}]`` adds per-run packages after stdin
+  (checked and unpacked read-only on sys.path, see ``_install_wheels``).
 * runner -> host, on the container's stdout: lines ``CBR1 <json>\n``. First ``{"event": "ready"}``
   as soon as the interpreter is up (the warm pool waits for it), then exactly one
   ``{"event": "result", ...}``.
@@ -483,9 +485,27 @@ PACKAGES_DIR = "/tmp/.cellblock-packages"
 _MAX_WHEEL_FILES = 20_000
 
 
+PRELOAD_MIN_MEMORY = 192 * 1024 * 1024
+
+
+def _memory_limit() -> "int | None":
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            return None if text == "max" else int(text)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def _preload() -> None:
     """Import the image profile's heavy modules (``CELLBLOCK_PRELOAD``) before the program's
-    fork, so the program finds them in ``sys.modules``. A failure only loses the speed-up."""
+    fork, so the program finds them in ``sys.modules``. A failure only loses the speed-up; under
+    a small memory limit it is skipped, since the modules count against the container's memory."""
+    limit = _memory_limit()
+    if limit is not None and limit < PRELOAD_MIN_MEMORY:
+        return
     for name in filter(None, os.environ.get("CELLBLOCK_PRELOAD", "").split(",")):
         with contextlib.suppress(BaseException):
             __import__(name.strip())

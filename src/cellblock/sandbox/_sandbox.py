@@ -66,6 +66,19 @@ def default_backend(*, auto_build: bool = True, progress: Progress | None = None
     return DockerBackend(client=client)
 
 
+def _profile_backend(image: str, progress: Progress | None) -> Backend:
+    """A backend on a built-in image profile's image, built first when absent or stale."""
+    from cellblock.sandbox.docker import DockerBackend, connect
+    from cellblock.sandbox.profiles import build_profile_image, find_profile, inspect_profile_image
+
+    profile = find_profile(image)
+    client = connect()
+    info = inspect_profile_image(client, profile)
+    if not (info.present and info.current):
+        info = build_profile_image(client, profile, progress=progress)
+    return DockerBackend(client=client, image=info.tag)
+
+
 class Sandbox:
     """Runs programs in fresh, hardened, single-use sandboxes.
 
@@ -88,10 +101,14 @@ class Sandbox:
         auto_build: bool = True,
         reap: bool = True,
         progress: Progress | None = None,
+        image: str | None = None,
     ) -> None:
         self.limits = limits or Limits()
+        owns_backend = backend is None
+        if backend is None and image is not None and image != "base":
+            backend = _profile_backend(image, progress)  # an image profile such as "data"
         self.backend = backend or default_backend(auto_build=auto_build, progress=progress)
-        self._owns_backend = backend is None
+        self._owns_backend = owns_backend
         if reap:
             self.backend.reap()  # containers left by a caller that crashed
         self._pool = pool

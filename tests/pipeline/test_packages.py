@@ -68,6 +68,10 @@ def test_with_package_runs_read_only_and_offline(tmp_path: Path) -> None:
     assert (dist["name"], dist["version"], len(dist["sha256"])) == ("tabulate", "0.10.0", 64)
     assert resolved["scan"]["reachable"] is True
     assert result.to_dict()["packages"]["action"] == "allow"
+    from cellblock.audit import default_public_key, verify
+
+    report = verify(audit, trust_root=default_public_key())
+    assert report.ok, report.to_dict()
 
 
 def test_vulnerable_package_is_blocked_and_recorded(tmp_path: Path) -> None:

@@ -287,12 +287,17 @@ class Pipeline:
                 )
             return self._image_pools[image]
 
-    def warm(self) -> None:
-        """Start the pool for the policy's open profile (when the policy enables a pool)."""
+    def warm(self, image: str | None = None) -> None:
+        """Start the pool for the policy's open profile (when the policy enables a pool), on
+        ``image`` or the profile's own image."""
         decision = self.policy.decide("none", runtimes=self.backend.runtimes())
-        pool = self._pool_for()
-        if pool is not None and decision.limits is not None:
-            pool.warm(self._harden(decision.limits), wait=True)
+        if decision.profile is None or decision.limits is None:
+            return
+        from cellblock._images import chosen_image
+
+        target = self._runner_for(chosen_image(self.policy, decision.profile, image))
+        if isinstance(target, Pool):
+            target.warm(self._harden(decision.limits), wait=True)
 
     def _harden(self, limits: Limits) -> Limits:
         h = self.policy.hardening

@@ -503,24 +503,25 @@ def _preload() -> None:
     """Import the image profile's heavy modules (``CELLBLOCK_PRELOAD``) before the program's
     fork, so the program finds them in ``sys.modules``. A failure only loses the speed-up; under
     a small memory limit it is skipped, since the modules count against the container's memory."""
-    limit = _memory_limit()
+    names = [n.strip() for n in os.environ.get("CELLBLOCK_PRELOAD", "").split(",") if n.strip()]
+    limit = _memory_limit() if names else None
     if limit is not None and limit < PRELOAD_MIN_MEMORY:
         return
-    for name in filter(None, os.environ.get("CELLBLOCK_PRELOAD", "").split(",")):
+    for name in names:
         with contextlib.suppress(BaseException):
-            __import__(name.strip())
+            __import__(name)
 
 
 def _install_wheels(request: "_Request", header: dict[str, Any]) -> "str | None":
     """Per-run packages: read the wheels that follow stdin, check each sha256, unpack them into
     a root-owned directory on the /tmp tmpfs (readable, not writable, by the program) and put it
     on sys.path, where the forked program inherits it. Returns an error message, or None."""
-    import hashlib
-    import zipfile
-
     wheels = header.get("wheels") or []
     if not wheels:
         return None
+    import hashlib  # only now: a run without packages keeps the runner as small as before
+    import zipfile
+
     os.makedirs(PACKAGES_DIR, mode=0o755, exist_ok=False)
     for spec in wheels:
         data = request.exact(int(spec["len"]), time.monotonic() + 30)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 import platformdirs
 import yaml
@@ -33,21 +33,28 @@ from cellblock.policy.errors import UnknownLevelError
 from cellblock.sandbox.errors import InvalidLimitsError
 from cellblock.sandbox.interface import GIB, KIB, MIB, Limits
 
+if TYPE_CHECKING:
+    from cellblock.packages import PackageRules
+
 Level = Literal["none", "low", "medium", "high", "critical"]
 Action = Literal["allow", "restrict", "review", "block"]
 Runtime = Literal["runc", "runsc", "auto"]
 DeepMode = Literal["never", "auto", "always"]
 Seccomp = Literal["cellblock", "docker-default"]
 NetworkMode = Literal["none"]
+PackageAction = Literal["warn", "review", "block"]
 
 LEVELS: tuple[Level, ...] = get_args(Level)
 ACTIONS: tuple[Action, ...] = get_args(Action)
 RUNNING_ACTIONS: tuple[Action, ...] = ("allow", "restrict", "review")
+#: Image profiles cellblock ships (``cellblock.sandbox.image.BUILTIN_PROFILES`` defines them).
+BUILTIN_IMAGES: tuple[str, ...] = ("base", "data")
 # Network modes that are planned but not supported yet: named in the error so users know.
 PLANNED_NETWORK_MODES = ("bridge", "egress-proxy")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RULE_RE = re.compile(r"^\S{1,200}$")
+_PACKAGE_GLOB_RE = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9._*?\[\]-]{0,99}$")
 
 
 def _fail(expected: str, found: str, *, subpath: tuple[str, ...] = (), hint: str = "") -> Exception:
@@ -154,6 +161,30 @@ def _check_path(value: Any) -> Path:
     return Path(value)
 
 
+def _check_package_glob(value: Any) -> str:
+    if not isinstance(value, str) or not _PACKAGE_GLOB_RE.match(value):
+        raise _fail("a package name or glob such as numpy or types-*", show(value))
+    return value
+
+
+def _check_requirement(value: Any) -> str:
+    from cellblock.packages import PackageError, parse_requirement
+
+    if not isinstance(value, str):
+        raise _fail("a requirement such as tabulate==0.9.0", show(value))
+    try:
+        parse_requirement(value)
+    except PackageError:
+        raise _fail("a requirement such as tabulate==0.9.0", show(value)) from None
+    return value
+
+
+def _check_module(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,99}", value):
+        raise _fail("a module name such as pandas", show(value))
+    return value
+
+
 def _check_network(value: Any) -> str:
     if value == "none":
         return "none"
@@ -168,6 +199,9 @@ Name = Annotated[str, BeforeValidator(_check_name)]
 RuleId = Annotated[str, BeforeValidator(_check_rule_id)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_optional(_check_path))]
 Network = Annotated[NetworkMode, BeforeValidator(_check_network)]
+PackageGlob = Annotated[str, BeforeValidator(_check_package_glob)]
+RequirementSpec = Annotated[str, BeforeValidator(_check_requirement)]
+ModuleName = Annotated[str, BeforeValidator(_check_module)]
 
 
 class _Model(BaseModel):
@@ -224,6 +258,39 @@ class DecisionProfiles(_Model):
     review: Name = Field(description="the name of a profile")
 
 
+class Packages(_Model):
+    """Per-run packages a profile admits (``--with``, ``packages=``). Off unless allowed."""
+
+    allowed: bool = False
+    allow: list[PackageGlob] = Field(default_factory=list)
+    deny: list[PackageGlob] = Field(default_factory=list)
+    max_download: Annotated[int, BeforeValidator(_size(0, TIB)), SIZE] = 64 * MIB
+    vulnerabilities: PackageAction = "block"
+    scan_unavailable: PackageAction = "block"
+    typosquat: PackageAction = "review"
+
+    def to_rules(self) -> PackageRules:
+        from cellblock.packages import PackageRules
+
+        return PackageRules(
+            allowed=self.allowed,
+            allow=tuple(self.allow),
+            deny=tuple(self.deny),
+            max_download_bytes=self.max_download,
+            vulnerabilities=self.vulnerabilities,
+            scan_unavailable=self.scan_unavailable,
+            typosquat=self.typosquat,
+        )
+
+
+class ImageDefinition(_Model):
+    """A user-declared image profile: the base image plus these wheels (built offline)."""
+
+    description: str = ""
+    requirements: list[RequirementSpec] = Field(description="a list of requirements")
+    preload: list[ModuleName] = Field(default_factory=list)
+
+
 class Profile(_Model):
     """A named set of resource limits. Missing fields take the sandbox defaults."""
 
@@ -240,6 +307,11 @@ class Profile(_Model):
     max_code: Annotated[int, BeforeValidator(_size(1, 256 * MIB)), SIZE] = 4 * MIB
     runtime: Runtime = "auto"
     network: Network = "none"
+    #: the image profile a run uses unless the caller picks another from ``images``
+    image: Name = "base"
+    #: further image profiles a caller may pick (``--image``, ``image=``)
+    images: list[Name] = Field(default_factory=list)
+    packages: Packages = Field(default_factory=Packages)
 
     _LIMITS_FIELD: ClassVar[dict[str, str]] = {
         "cpus": "cpus",
@@ -267,6 +339,9 @@ class Profile(_Model):
             field = back.get(exc.field, exc.field)
             raise _fail("values the sandbox accepts", exc.message, subpath=(field,)) from None
         return self
+
+    def permitted_images(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([self.image, *self.images]))
 
     def resolve_runtime(self, available: frozenset[str]) -> str:
         """The concrete runtime: ``auto`` is ``runsc`` when the engine offers it, else ``runc``.
@@ -410,6 +485,30 @@ class Policy(_Model):
     hardening: Hardening = Field(default_factory=Hardening)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     pool: Pool = Field(default_factory=Pool)
+    images: dict[Name, ImageDefinition] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _images_exist(self) -> Policy:
+        for name in self.images:
+            if name in BUILTIN_IMAGES:
+                raise _fail(
+                    "a name that is not a built-in image profile",
+                    show(name),
+                    subpath=("images", name),
+                    hint=f"{', '.join(BUILTIN_IMAGES)} are built in; choose another name",
+                )
+        known = [*BUILTIN_IMAGES, *sorted(self.images)]
+        for pname, profile in self.profiles.items():
+            for i, ref in enumerate([profile.image, *profile.images]):
+                if ref not in known:
+                    where = ("image",) if i == 0 else ("images", i - 1)
+                    raise _fail(
+                        f"an image profile ({', '.join(known)})",
+                        show(ref),
+                        subpath=("profiles", pname, *where),
+                        hint="declare it under images:",
+                    )
+        return self
 
     @model_validator(mode="after")
     def _profiles_exist(self) -> Policy:
@@ -501,6 +600,10 @@ class Policy(_Model):
         for section, name, strict_value in _OTHER_LOOSENINGS:
             if getattr(getattr(self, section), name) != strict_value:
                 found.append(f"{section}.{name}")
+        for pname, profile in sorted(self.profiles.items()):
+            for field in ("vulnerabilities", "scan_unavailable"):
+                if profile.packages.allowed and getattr(profile.packages, field) != "block":
+                    found.append(f"profiles.{pname}.packages.{field}")
         return found
 
     # -- serialisation -------------------------------------------------------------------------

@@ -44,6 +44,27 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="skip the assessment (only when the policy allows it; recorded)",
     )
     run.add_argument("--deep", action="store_true", help="always run the deep (Semgrep) analysis")
+    run.add_argument(
+        "--with",
+        dest="with_packages",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a package for this run, e.g. tabulate==0.10.0 (repeatable; resolved on the host, "
+        "scanned, checked against the policy's packages: rules)",
+    )
+    run.add_argument(
+        "--requirements", metavar="FILE", help="packages for this run from a requirements file"
+    )
+    run.add_argument(
+        "--wheelhouse", metavar="DIR", help="take packages from this directory of wheels only"
+    )
+    run.add_argument(
+        "--image",
+        metavar="NAME",
+        help="image profile to run on (base, data, or one the policy declares); the policy "
+        "profile must permit it",
+    )
     run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     run.set_defaults(func=cmd_run)
 
@@ -54,11 +75,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     build.add_argument("--no-pull", action="store_true", help="do not try to pull python:3.x-slim")
     build.add_argument("--mirror", help="Debian mirror for the offline bootstrap")
     build.add_argument("--suite", help="Debian suite for the offline bootstrap (default bookworm)")
+    add_profile_flags(build)
+    build.add_argument(
+        "--wheelhouse", metavar="DIR", help="take the profile's wheels from DIR (no index)"
+    )
     build.set_defaults(func=cmd_image_build)
     info = isub.add_parser(
         "info", help="say which sandbox image is present and whether it is current"
     )
     info.add_argument("--json", action="store_true")
+    add_profile_flags(info)
     info.set_defaults(func=cmd_image_info)
 
     gc = sub.add_parser("gc", help="remove cellblock containers whose owner process is gone")
@@ -158,11 +184,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     stdin = read_stdin_file(args.stdin) if args.stdin else None
     overrides = limit_overrides(args)
     approver = _cli_approver(args, program_on_stdin=args.file == "-")
+    specs, hashes = list(args.with_packages), None
+    if args.requirements:
+        from cellblock.packages import read_requirements_file
+
+        more, hashes = read_requirements_file(Path(args.requirements))
+        specs += more
     with Pipeline(
         args.policy,
         progress=_stderr_progress,
         audit_dir=Path(args.audit_dir) if args.audit_dir else None,
         use_pool=False,  # one program: a pool would only start containers to throw away
+        wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
     ) as pipeline:
         result = pipeline.execute(
             code,
@@ -171,7 +204,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             skip_assessment=args.no_assess,
             deep=True if args.deep else None,
             limits_override=overrides,
+            image=args.image,
+            packages=specs or None,
+            package_hashes=hashes,
         )
+    if result.packages is not None and not args.json:
+        for package_note in result.packages.findings:
+            note(f"package {package_note.action}: {package_note.message}", sys.stderr)
     extra = result.to_dict()
     if result.execution is None:
         if args.json:
@@ -239,9 +278,25 @@ def _stderr_progress(message: str) -> None:
     print(f"[cellblock] {escape_text(message)}", file=sys.stderr, flush=True)
 
 
+def add_profile_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="image profile: base (default), data, or one the policy declares under images:",
+    )
+    parser.add_argument(
+        "--policy", metavar="NAME|FILE", help="policy whose images: declares the profile"
+    )
+
+
 def cmd_image_build(args: argparse.Namespace) -> int:
     from cellblock.sandbox.docker import connect
     from cellblock.sandbox.image import build_image
+
+    if args.profile and args.profile != "base":
+        from cellblock.sandbox._profile_cli import cmd_profile_build
+
+        return cmd_profile_build(args)
 
     info = build_image(
         connect(),
@@ -258,6 +313,11 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 def cmd_image_info(args: argparse.Namespace) -> int:
     from cellblock.sandbox.docker import connect
     from cellblock.sandbox.image import inspect_image
+
+    if args.profile and args.profile != "base":
+        from cellblock.sandbox._profile_cli import cmd_profile_info
+
+        return cmd_profile_info(args)
 
     info = inspect_image(connect())
     if args.json:

@@ -413,9 +413,16 @@ class DockerCell(Cell):
         }
         if limits.runtime == "runsc":
             header["memory_budget"] = limits.memory_bytes + limits.swap_bytes
+        wheels = b""
+        if request.wheels:  # per-run packages follow stdin (see the runner's _install_wheels)
+            header["wheels"] = [
+                {"filename": w.filename, "sha256": w.sha256, "len": len(w.data)}
+                for w in request.wheels
+            ]
+            wheels = b"".join(w.data for w in request.wheels)
         assert self._sock is not None
         try:
-            self._sock.sendall(json.dumps(header).encode() + b"\n" + code + stdin)
+            self._sock.sendall(json.dumps(header).encode() + b"\n" + code + stdin + wheels)
         except OSError as exc:
             raise RunnerProtocolError(f"could not hand the program to the sandbox: {exc}") from exc
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S

@@ -170,6 +170,22 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class WheelPayload:
+    """A pure-Python wheel sent to the sandbox with the program (per-run packages). The runner
+    checks its sha256 and unpacks it into a read-only directory on a tmpfs, on ``sys.path``."""
+
+    filename: str
+    sha256: str
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if "/" in self.filename or not self.filename.endswith("-none-any.whl"):
+            raise InvalidLimitsError(
+                "wheels", f"must be pure-Python wheel file names, got {self.filename!r}"
+            )
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """One program to run: its source, optional stdin bytes, and the limits to run it under."""
 
@@ -177,6 +193,7 @@ class RunRequest:
     limits: Limits = field(default_factory=Limits)
     stdin: bytes | None = None
     filename: str = "main.py"
+    wheels: tuple[WheelPayload, ...] = ()
 
     def __post_init__(self) -> None:
         size = len(self.code.encode("utf-8", "surrogatepass"))

@@ -266,13 +266,20 @@ class Pipeline:
         skip_assessment: bool = False,
         deep: bool | None = None,
         limits_override: Mapping[str, Any] | None = None,
+        caller: Mapping[str, Any] | None = None,
     ) -> PipelineResult:
-        """Assess, decide, ask for approval when needed, run, and record every step."""
+        """Assess, decide, ask for approval when needed, run, and record every step.
+
+        ``caller`` (who asked, e.g. a service token's id, never a secret) goes into every
+        audit record of this run.
+        """
         text = decode_source(code)
         raw = text.encode("utf-8", "surrogateescape")
         run_id = uuid.uuid4().hex
         digest = _sha256(raw)
-        base = {"run_id": run_id, "code_sha256": digest}
+        base: dict[str, Any] = {"run_id": run_id, "code_sha256": digest}
+        if caller is not None:
+            base["caller"] = dict(caller)
         policy_name = self.policy.name
         policy_digest = self._policy_digest
         if not self._announced:

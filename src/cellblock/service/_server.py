@@ -22,6 +22,18 @@ from cellblock.service.interface import Identity, ServiceError
 MCP_STDIO_GRACE_S = 10.0
 
 
+class _ClientHangupFilter(logging.Filter):
+    """The SDK logs a client closing its standalone SSE stream as an error with a traceback;
+    a client hanging up is normal, so that one record is dropped (every other error stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            record.getMessage().startswith("Error in standalone SSE writer")
+            and type(exc).__name__ == "ClosedResourceError"
+        )
+
+
 class _DrainingServer(uvicorn.Server):
     """uvicorn, telling the core to refuse new runs the moment SIGTERM/SIGINT arrives."""
 
@@ -113,6 +125,7 @@ def run_mcp(args: argparse.Namespace) -> int:
         return identity
 
     server = create_mcp(core, identity_of, host=args.host, port=args.port)
+    logging.getLogger("mcp.server.streamable_http").addFilter(_ClientHangupFilter())
     starlette_app = server.streamable_http_app()
     inner = starlette_app.router.lifespan_context
 
@@ -123,6 +136,16 @@ def run_mcp(args: argparse.Namespace) -> int:
         await asyncio.to_thread(core.shutdown, MCP_STDIO_GRACE_S)
 
     starlette_app.router.lifespan_context = lifespan
+
+    async def healthz(_request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        return JSONResponse(
+            {"status": "draining" if core.draining else "ok"},
+            status_code=503 if core.draining else 200,
+        )
+
+    starlette_app.add_route("/healthz", healthz, methods=["GET"])
     gated = TokenGate(starlette_app, store=store, via="mcp-http", protected=("/mcp",))
     uv = _DrainingServer(_uvicorn_config(gated, args, MCP_STDIO_GRACE_S), core)
     _announce("mcp", args, "/mcp")

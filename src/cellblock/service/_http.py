@@ -151,8 +151,9 @@ def create_app(core: ServiceCore, store: TokenStore, *, grace_s: float = 30.0) -
     @app.post(
         "/v1/run", dependencies=_bearer, summary="Assess, decide, run and record a Python program"
     )
-    async def run(body: RunBody, request: Request) -> dict[str, Any]:
+    async def run(body: RunBody, request: Request, response: Response) -> dict[str, Any]:
         identity = _identity(request)
+        started = time.perf_counter()
         with core.quotas.slot(identity.subject, identity.quotas):
             _request_id, future = core.submit(
                 identity,
@@ -168,6 +169,9 @@ def create_app(core: ServiceCore, store: TokenStore, *, grace_s: float = 30.0) -
                     "the server shut down before this run finished; the run was stopped "
                     "and recorded"
                 ) from None
+        # time spent in the pipeline itself, so a client can tell the HTTP path's own cost
+        pipeline_ms = (time.perf_counter() - started) * 1000
+        response.headers["Server-Timing"] = f"pipeline;dur={pipeline_ms:.3f}"
         data = result.to_dict()
         data["caller"] = identity.to_audit()
         return data

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cellblock.audit import default_public_key, verify
 from tests.conftest import managed_containers, wait_until
-from tests.service.conftest import LOOSE, audit_records, bearer, cli, make_token
+from tests.service.conftest import LOOSE, REVIEW, audit_records, bearer, cli, make_token
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -149,6 +152,9 @@ def test_422_names_the_field(svc_env, start_server) -> None:
         assert r.status_code == 422, r.text
         assert r.json()["error"]["field"] == field and field in r.json()["error"]["message"]
         no_traceback(r)
+    # found by the fuzzer: a tiny positive timeout passed the model and failed as a 5xx
+    r = httpx.post(url, json={"code": "", "timeout_s": 5e-324}, headers=bearer(token), timeout=60)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "timeout_s"
     r = httpx.post(
         url,
         content=b"{not json",
@@ -421,3 +427,33 @@ def test_sigkill_then_restart_reaps_and_the_log_verifies(
 def _swallow(fn: Any) -> None:
     with contextlib.suppress(httpx.HTTPError):
         fn()
+
+
+def test_fuzz_from_the_openapi_document(svc_env, start_server, tmp_path) -> None:
+    """Schemathesis, bounded and deterministic: no input makes the server answer 5xx."""
+    token, _ = make_token(svc_env, policy=REVIEW, concurrent=4, per_minute=100000)
+    server = start_server("serve")
+    st = str(Path(sys.executable).with_name("st"))
+    proc = subprocess.run(
+        [
+            st,
+            "run",
+            server.url + "/openapi.json",
+            "-H",
+            f"Authorization: Bearer {token}",
+            "-n",
+            "8",
+            "--checks",
+            "not_a_server_error",
+            "--request-timeout",
+            "120",
+            "--generation-deterministic",
+            "-w",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]

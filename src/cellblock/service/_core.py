@@ -27,6 +27,7 @@ from cellblock.pipeline import Approver, Pipeline, PipelineResult
 from cellblock.policy import LoadedPolicy, load_policy
 from cellblock.sandbox import SandboxError
 from cellblock.sandbox._sandbox import default_backend
+from cellblock.sandbox.errors import InvalidLimitsError, SourceDecodeError
 from cellblock.sandbox.interface import Backend
 from cellblock.service._metrics import ServiceMetrics
 from cellblock.service._quotas import QuotaTracker
@@ -131,6 +132,8 @@ class ServiceCore:
                     limits_override=override,
                     caller=identity.to_audit(),
                 )
+            except (InvalidLimitsError, SourceDecodeError):
+                raise  # the caller's input, not the engine
             except SandboxError:
                 self.metrics.engine_errors.inc()
                 raise

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cellblock import __version__
 from cellblock.errors import CellblockError
+from cellblock.sandbox.errors import InvalidLimitsError, SourceDecodeError
 from cellblock.service._core import ServiceCore
 from cellblock.service._guard import TokenGate
 from cellblock.service._metrics import CONTENT_TYPE
@@ -50,7 +51,7 @@ class RunBody(BaseModel):
     stdin: str | None = Field(default=None, description="Text given to the program's stdin.")
     timeout_s: float | None = Field(
         default=None,
-        gt=0,
+        ge=0.1,
         le=24 * 3600,
         description="Wall-clock limit in seconds; can only tighten the policy's limit.",
     )
@@ -120,6 +121,15 @@ def create_app(core: ServiceCore, store: TokenStore, *, grace_s: float = 30.0) -
     @app.exception_handler(ShuttingDownError)
     async def draining(_request: Request, exc: ShuttingDownError) -> JSONResponse:
         return _error(503, "shutting_down", str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(InvalidLimitsError)
+    async def bad_limit(_request: Request, exc: InvalidLimitsError) -> JSONResponse:
+        field = {"timeout_s": "timeout_s"}.get(exc.field, exc.field)
+        return _error(422, "invalid_input", f"field '{field}': {exc}", field=field)
+
+    @app.exception_handler(SourceDecodeError)
+    async def bad_source(_request: Request, exc: SourceDecodeError) -> JSONResponse:
+        return _error(422, "invalid_input", f"field 'code': {exc}", field="code")
 
     @app.exception_handler(CellblockError)
     async def cellblock_error(_request: Request, exc: CellblockError) -> JSONResponse:

@@ -30,6 +30,7 @@ from mcp.types import (
 from pydantic import BaseModel, Field
 
 from cellblock.pipeline import Approval, PipelineResult, ReviewRequest
+from cellblock.sandbox.errors import InvalidLimitsError, SourceDecodeError
 from cellblock.service._core import ServiceCore
 from cellblock.service.interface import Identity, QuotaExceededError, ServiceError, extensions
 
@@ -167,7 +168,7 @@ def create_mcp(
         timeout_s: Annotated[
             float | None,
             Field(
-                gt=0,
+                ge=0.1,
                 le=3600,
                 description="Wall-clock limit in seconds (can only shorten the policy's limit).",
             ),
@@ -198,6 +199,8 @@ def create_mcp(
             with core.quotas.slot(identity.subject, identity.quotas):
                 _rid, future = core.submit(identity, code, timeout_s=timeout_s, approver=approver)
                 result = await asyncio.wrap_future(future)
+        except (InvalidLimitsError, SourceDecodeError) as exc:
+            return _tool_error("invalid_input", str(exc))
         except QuotaExceededError as exc:
             return _tool_error("quota_exceeded", str(exc), retry_after_s=exc.retry_after_s)
         except ServiceError as exc:

@@ -131,3 +131,32 @@ def test_remote_bind_without_tls_warns(capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().err == ""
     with pytest.raises(ServiceInputError):
         check_bind(argparse.Namespace(**{**vars(args), "allow_remote": False}))
+
+
+def test_image_artifacts_become_mcp_image_content() -> None:
+    """The hook for rich outputs: image artifacts on a result become MCP image content."""
+    import dataclasses
+
+    from cellblock.service._mcp import render_image_artifacts
+
+    @dataclasses.dataclass
+    class Artifact:
+        name: str
+        media_type: str
+        data_base64: str
+
+    @dataclasses.dataclass
+    class Execution:
+        artifacts: list[Artifact]
+
+    @dataclasses.dataclass
+    class Result:
+        execution: Execution | None
+
+    png = Artifact("fig.png", "image/png", "iVBORw0KGgo=")
+    csv = Artifact("out.csv", "text/csv", "YSxi")
+    blocks = render_image_artifacts(Result(Execution([png, csv])))  # type: ignore[arg-type]
+    assert [(b.type, b.mimeType, b.data) for b in blocks] == [
+        ("image", "image/png", png.data_base64)
+    ]
+    assert render_image_artifacts(Result(None)) == []  # type: ignore[arg-type]

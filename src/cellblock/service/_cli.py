@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cellblock.sandbox.interface import parse_size
-from cellblock.service.interface import Quotas, ServiceInputError
+from cellblock.service.interface import Quotas, ServiceError, ServiceInputError
 
 DEFAULT_PORT = 8765
 DEFAULT_MCP_PORT = 8766
@@ -200,7 +200,23 @@ def check_bind(args: argparse.Namespace) -> None:
         )
 
 
+def _require_extra() -> None:
+    import importlib.util
+
+    missing = [
+        m
+        for m in ("fastapi", "uvicorn", "prometheus_client", "mcp")
+        if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        raise ServiceError(
+            f"the servers need the service extra ({', '.join(missing)} missing): "
+            "pip install 'cellblock[service]'"
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _require_extra()
     check_bind(args)
     from cellblock.service._server import run_http
 
@@ -208,6 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
+    _require_extra()
     from cellblock.service._server import run_mcp
 
     if args.http:

@@ -159,6 +159,7 @@ def measure(requests: int, clients: int, workdir: Path) -> dict[str, Any]:
                     lib_wall += wall
                     lib_out += out
                     left -= n
+        metrics = httpx.get(url + "/metrics", timeout=60).text
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=120)
@@ -178,6 +179,14 @@ def measure(requests: int, clients: int, workdir: Path) -> dict[str, Any]:
     )
     verify = subprocess.run([CELLBLOCK, "audit", "verify"], env=env, capture_output=True, text=True)
     http, lib = _stats(http_lat, http_wall), _stats(lib_lat, lib_wall)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scraped = {
+        s.name: s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if family.name.startswith("cellblock_pool_")
+    }
     return {
         "requests": requests,
         "clients": clients,
@@ -192,6 +201,11 @@ def measure(requests: int, clients: int, workdir: Path) -> dict[str, Any]:
         "http_overhead_p99_ms": round(
             percentile([o["_http_overhead_ms"] for o in http_out], 99), 3
         ),
+        "pool": {
+            "hits": scraped.get("cellblock_pool_hits_total", 0),
+            "misses": scraped.get("cellblock_pool_misses_total", 0),
+            "ready": scraped.get("cellblock_pool_ready", 0),
+        },
         "lib_ok": sum(1 for r in lib_out if r.status == "ok"),
         "accepted": len(accepted),
         "audit_complete": complete,

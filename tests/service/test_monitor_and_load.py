@@ -78,4 +78,6 @@ def test_load_every_request_recorded_log_verifies_nothing_left(tmp_path, docker_
     print(json.dumps(result, indent=2))  # figures for the log; no timing is asserted
     assert result["accepted"] == 24 and result["lib_ok"] == 24
     assert result["audit_complete"] and result["audit_verifies"]
+    pool = result["pool"]  # scraped from the server's /metrics
+    assert pool["hits"] + pool["misses"] >= 24 and pool["ready"] >= 0
     assert wait_until(lambda: not managed_containers(docker_client, result["server_pid"]), 30)

@@ -396,29 +396,32 @@ def test_sigterm_lets_short_runs_finish_and_kills_the_rest(
     assert report.ok, report.to_dict()
 
 
-def test_sigkill_then_restart_reaps_and_the_log_verifies(
+def test_sigkill_mid_load_then_restart_reaps_and_the_log_verifies(
     svc_env, start_server, docker_client
 ) -> None:
-    token, _ = make_token(svc_env)
+    token, _ = make_token(svc_env, concurrent=4)
     server = start_server("serve")
-    t = threading.Thread(
-        target=lambda: _swallow(
+
+    def post(code: str) -> None:
+        _swallow(
             lambda: httpx.post(
-                server.url + "/v1/run",
-                json={"code": "import time; time.sleep(600)"},
-                headers=bearer(token),
-                timeout=120,
+                server.url + "/v1/run", json={"code": code}, headers=bearer(token), timeout=120
             )
         )
-    )
-    t.start()
-    assert wait_until(lambda: len(managed_containers(docker_client, server.pid)) == 1, 90)
+
+    threads = [
+        threading.Thread(target=post, args=("import time; time.sleep(600)",)) for _ in range(3)
+    ]
+    threads += [threading.Thread(target=post, args=("print(1)",)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    assert wait_until(lambda: len(managed_containers(docker_client, server.pid)) >= 3, 90)
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(timeout=30)
-    t.join(60)
-    left = managed_containers(docker_client, server.pid)
-    assert len(left) == 1  # the dead server could not clean up...
-    start_server("serve")  # ...the next one reaps it at start
+    for t in threads:
+        t.join(60)
+    assert len(managed_containers(docker_client, server.pid)) >= 3  # the dead server left them
+    start_server("serve")  # ...the next one reaps them at start
     assert managed_containers(docker_client, server.pid) == []
     proc = cli(svc_env, "audit", "verify", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -171,6 +171,19 @@ def test_streamable_http_with_tokens_and_elicitation(svc_env, start_server) -> N
 
     no = asyncio.run(_http(url, token, declined, approve(False))).structuredContent
     assert no["status"] == "not_approved"
+
+    # quotas apply over MCP too, as a structured, retryable error
+    limited, limited_id = make_token(svc_env, "limited", per_minute=1)
+
+    async def twice(session: ClientSession) -> Any:
+        first = await session.call_tool("run_python", {"code": "print(1)"})
+        second = await session.call_tool("run_python", {"code": "print(2)"})
+        return first, second
+
+    first, second = asyncio.run(_http(url, limited, twice))
+    assert first.structuredContent["status"] == "ok"
+    assert second.isError and second.structuredContent["reason"]["code"] == "quota_exceeded"
+    assert second.structuredContent["reason"]["retry_after_s"] >= 1
     records = [r for r in audit_records(svc_env) if "caller" in r["payload"]]
-    assert records and all(r["payload"]["caller"]["token_id"] == token_id for r in records)
+    assert {r["payload"]["caller"]["token_id"] for r in records} == {token_id, limited_id}
     assert {r["payload"]["caller"]["via"] for r in records} == {"mcp-http"}

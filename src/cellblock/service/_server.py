@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -44,6 +45,10 @@ class _DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.core.begin_drain()
         super().handle_exit(sig, frame)
+
+
+def _interrupt(_sig: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _core(args: argparse.Namespace, **kwargs: Any) -> ServiceCore:
@@ -104,6 +109,8 @@ def run_mcp(args: argparse.Namespace) -> int:
         identity = local_identity(policy, "mcp-stdio")
         core = _core(args)
         server = create_mcp(core, lambda _ctx: identity)
+        # SIGTERM from the client: unwind through the finally below (cells killed, recorded)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.run("stdio")
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -460,3 +461,19 @@ def test_fuzz_from_the_openapi_document(svc_env, start_server, tmp_path) -> None
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_runsc_runs_and_metrics_label_the_runtime(svc_env, start_server, backend) -> None:
+    if "runsc" not in backend.runtimes():
+        if os.environ.get("CELLBLOCK_REQUIRE_RUNSC"):
+            pytest.fail("CELLBLOCK_REQUIRE_RUNSC is set but runsc is not registered")
+        pytest.skip("gVisor (runsc) is not registered with the engine")
+    policy = str(Path(__file__).parent / "policies" / "svc-runsc.yaml")
+    token, _ = make_token(svc_env, policy=policy)
+    server = start_server("serve")
+    r = httpx.post(
+        server.url + "/v1/run", json={"code": "print(6 * 7)"}, headers=bearer(token), timeout=180
+    ).json()
+    assert r["status"] == "ok" and r["runtime"] == "runsc" and r["stdout"] == "42\n"
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    assert 'cellblock_runs_total{runtime="runsc",status="ok"} 1.0' in text

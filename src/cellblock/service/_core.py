@@ -63,7 +63,9 @@ class ServiceCore:
         _time_appends(self.audit, self.metrics)
         self._pipelines: dict[str, Pipeline] = {}
         self._policies: dict[str, LoadedPolicy] = {}
-        self._lock = threading.Lock()
+        # re-entrant: begin_drain() runs in a signal handler, possibly while the main thread
+        # already holds it
+        self._lock = threading.RLock()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="cellblock-run"
         )
@@ -150,7 +152,8 @@ class ServiceCore:
         with self._lock:
             self._inflight.pop(request_id, None)
 
-    def in_flight(self) -> list[dict[str, Any]]:
+    def in_flight(self, subject: str | None = None) -> list[dict[str, Any]]:
+        """Runs accepted and not finished (only ``subject``'s when given)."""
         now = time.time()
         with self._lock:
             return [
@@ -160,6 +163,7 @@ class ServiceCore:
                     "age_s": round(now - f.started, 3),
                 }
                 for f in self._inflight.values()
+                if subject is None or f.identity.subject == subject
             ]
 
     def assess(self, identity: Identity, code: str) -> dict[str, Any]:

@@ -213,9 +213,14 @@ def create_app(core: ServiceCore, store: TokenStore, *, grace_s: float = 30.0) -
         "/v1/cells", dependencies=_bearer, summary="This server's live cells and runs in flight"
     )
     async def cells(request: Request) -> dict[str, Any]:
-        _identity(request)
+        identity = _identity(request)
         found = await asyncio.to_thread(live_cells, core.backend, owned_by_me=True, sample_s=0.2)
-        return {"cells": [c.to_dict() for c in found], "runs": core.in_flight(), "at": time.time()}
+        # cells carry no caller; runs do, and a caller sees only its own
+        return {
+            "cells": [c.to_dict() for c in found],
+            "runs": core.in_flight(identity.subject),
+            "at": time.time(),
+        }
 
     for extension in extensions():
         if extension.http is not None:

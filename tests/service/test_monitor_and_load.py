@@ -59,6 +59,8 @@ def test_ps_cells_and_metrics_show_a_live_cell(svc_env, start_server) -> None:
         assert memory and memory[0].value > 40_000_000
         human = cli(svc_env, "ps").stdout
         assert cell["id"] in human and "runc" in human
+        top = cli(svc_env, "top", "--iterations", "1", "--interval", "0.2").stdout
+        assert "cellblock cells" in top and "RUNTIME" in top
     finally:
         t.join(120)
     assert done and done[0].json()["status"] == "ok"

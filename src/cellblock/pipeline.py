@@ -331,6 +331,7 @@ class Pipeline:
         image: str | None = None,
         packages: Sequence[str] | None = None,
         package_hashes: Mapping[str, set[str]] | None = None,
+        caller: Mapping[str, Any] | None = None,
     ) -> PipelineResult:
         """Assess, decide, ask for approval when needed, run, and record every step.
 
@@ -340,6 +341,8 @@ class Pipeline:
         scanned and checked against the decided profile's ``packages:`` rules, then sent to the
         sandbox (networking stays off); ``package_hashes`` pins names to sha256 digests. A
         refused package raises a :class:`~cellblock.packages.PackageError` and nothing runs.
+        ``caller`` (who asked, e.g. a service token's id, never a secret) goes into every
+        audit record of this run.
         """
         from cellblock._images import chosen_image, modules_for, provisional_image
 
@@ -350,7 +353,9 @@ class Pipeline:
         raw = text.encode("utf-8", "surrogateescape")
         run_id = uuid.uuid4().hex
         digest = _sha256(raw)
-        base = {"run_id": run_id, "code_sha256": digest}
+        base: dict[str, Any] = {"run_id": run_id, "code_sha256": digest}
+        if caller is not None:
+            base["caller"] = dict(caller)
         policy_name = self.policy.name
         policy_digest = self._policy_digest
         if not self._announced:

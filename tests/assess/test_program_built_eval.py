@@ -39,6 +39,9 @@ PROGRAM_BUILT = {
         "def ev(e, x):\n    return eval(e, {'x': x})\nprint(ev(poly([1, 2]), 3))"),
     "folded-pieces": "a, b = 6, 7\nprint(eval(str(a) + ' * ' + str(b)))",
     "format-method": "for v in (0, 10):\n    print(eval('{v} * 9 / 5 + 32'.format(v=v)))",
+    "restricted-namespace": (
+        "import math\nfor e in ['sin(x)', 'x ** 2']:\n"
+        "    print(eval(e, {'__builtins__': {}}, {'sin': math.sin, 'x': 1.5}))"),
     "stack-pop": (
         "stack = []\nfor t in [3, 4]:\n    stack.append(str(t))\n"
         "r = stack.pop()\nl = stack.pop()\nprint(eval(f'({l} + {r})'))"),
@@ -77,6 +80,9 @@ KEPT_HIGH = {
     "walrus": "for p in ['(y := 1)']:\n    print(eval(p + ' + 1'))",
     "mutator": "xs = []\nfor p in ['xs.append']:\n    print(eval(p + '(1)'))",
     "char-format": "for c in [95]:\n    print(eval(f'{c:c}' + '1'))",
+    "aliased-builtin": "g = getattr\nfor c in ['g(1, 2)']:\n    print(eval(c))",
+    "namespace-maps-open": "for e in ['f(0).read()']:\n    print(eval(e, {'f': open}))",
+    "namespace-globals": "for e in ['x + 1']:\n    print(eval(e, globals()))",
     # something else can rebind the names the string is built from
     "exec-elsewhere": "x = '1'\nexec('x = input()')\nprint(eval(x))",
     "walrus-elsewhere": "x = '1'\neval('(x := input())')\nprint(eval(x))",

@@ -161,6 +161,7 @@ class ProvenanceTracer:
                 for rest in (a.vararg, a.kwarg):
                     if rest is not None:
                         self.unknown_names.add(rest.arg)
+        self._names: frozenset[str] | None = None
         self.reflective = False  # the code can rebind names behind our back
         self.code_runs: list[tuple[ast.Call, str]] = []  # every exec/eval call
         for n in ast.walk(tree):
@@ -181,13 +182,25 @@ class ProvenanceTracer:
                                       if (q := as_ref(v)) in ("builtins.exec", "builtins.eval"))
 
     # -- tracing -----------------------------------------------------------------------------
-    def trace(self, expr: ast.expr, call: ast.Call | None = None) -> Provenance:
-        """The sources of ``expr``, the first argument of ``call``."""
-        p = Provenance()
+    def _walk_from(self, expr: ast.expr, p: Provenance) -> None:
         self._budget = _MAX_NODES
         self._seen: set[int] = set()
         self._seen_names: set[str] = set()
         self._walk(expr, p)
+
+    def trace(self, expr: ast.expr, call: ast.Call | None = None) -> Provenance:
+        """The sources of ``expr``, the first argument of ``call``."""
+        p = Provenance()
+        self._walk_from(expr, p)
+        if call is not None:
+            # the namespaces handed to eval/exec must hold plain values too: eval("f(0)",
+            # {"f": open}) calls whatever the dict maps f to
+            spaces = Provenance()
+            for a in (*call.args[1:3], *(k.value for k in call.keywords)):
+                self._walk_from(a, spaces)
+            p.outside += spaces.outside
+            p.remote += spaces.remote
+            p.built = p.built and spaces.built
         p.complete = p.built and not self.reflective and not self._other_runs_rebind(call)
         if p.complete:
             p.denied = self.denied_names(p.pieces)
@@ -212,16 +225,19 @@ class ProvenanceTracer:
         return False
 
     def _module_names(self) -> frozenset[str]:
-        """Names the module binds to imports or capabilities: an evaluated string sees them."""
-        out = {name for name, quals in self.b.imports.items()
-               if not all(_numeric(q) for q in quals)}
-        for name in self.b.values:
-            for v in self.res.resolve_name(name, {}, 0):
-                q = as_ref(v)
-                if q is not None and (caps.lookup(q) is not None or q in caps.EXEC_FUNCS
-                                      or q in caps.IMPORT_FUNCS):
-                    out.add(name)
-        return frozenset(out)
+        """Names the module binds to imports or to functions other than pure ones (``g = getattr``,
+        ``f = os.system``): an evaluated string sees them."""
+        if self._names is None:
+            out = {name for name, quals in self.b.imports.items()
+                   if not all(_numeric(q) for q in quals)}
+            for name in self.b.values:
+                for v in self.res.resolve_name(name, {}, 0):
+                    q = as_ref(v)
+                    if q is not None and q not in _PURE_FUNCS and not _numeric(q) and \
+                            not q.startswith("<local>."):
+                        out.add(name)
+            self._names = frozenset(out)
+        return self._names
 
     def _source(self, q: str, p: Provenance) -> bool:
         """Record ``q`` if it reads from outside the program; True when it did."""

@@ -42,6 +42,10 @@ PROGRAM_BUILT = {
     "restricted-namespace": (
         "import math\nfor e in ['sin(x)', 'x ** 2']:\n"
         "    print(eval(e, {'__builtins__': {}}, {'sin': math.sin, 'x': 1.5}))"),
+    "modulo-operator": (
+        "import random\nops = ['+', '%', '//']\nfor _ in range(3):\n"
+        "    print(eval(f'{random.randint(1, 9)} {random.choice(ops)} 4'))"),
+    "percent-template": "for n in [3, 4]:\n    print(eval('%d * %d' % (n, n)))",
     "stack-pop": (
         "stack = []\nfor t in [3, 4]:\n    stack.append(str(t))\n"
         "r = stack.pop()\nl = stack.pop()\nprint(eval(f'({l} + {r})'))"),
@@ -83,6 +87,18 @@ KEPT_HIGH = {
     "aliased-builtin": "g = getattr\nfor c in ['g(1, 2)']:\n    print(eval(c))",
     "namespace-maps-open": "for e in ['f(0).read()']:\n    print(eval(e, {'f': open}))",
     "namespace-globals": "for e in ['x + 1']:\n    print(eval(e, globals()))",
+    "fullwidth-name": "for n in ['\uff45\uff56\uff41\uff4c']:\n    print(eval(n + '(1)'))",
+    "private-attribute": "import math\nfor a in ['math._x']:\n    print(eval(a + ' + 1'))",
+    "module-with-modules": (
+        "import random\nfor c in ['random.Random']:\n    print(eval(c + '()'))"),
+    "operator-module": "import fractions\nfor c in ['fractions.operator']:\n    print(eval(c))",
+    "dynamic-format-spec": (
+        "t = 'c'\nfor n in [111, 112]:\n    print(eval(f'{n:{t}}' + '1'))"),
+    "assembled-percent-c": "for n in [95]:\n    print(eval(('%' + 'c') % n + '1'))",
+    "assembled-brace-c": "for n in [95]:\n    print(eval(('{:' + 'c}').format(n) + '1'))",
+    "decorated-function": (
+        "def dec(f):\n    f(input())\n    return f\n@dec\ndef ev(e):\n    return eval(e)\n"
+        "ev('1 + 1')"),
     # something else can rebind the names the string is built from
     "exec-elsewhere": "x = '1'\nexec('x = input()')\nprint(eval(x))",
     "walrus-elsewhere": "x = '1'\neval('(x := input())')\nprint(eval(x))",

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import ast
 import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cellblock.assess import _capabilities as caps
@@ -81,12 +83,22 @@ _DENY_BUILTINS = frozenset({
     # change the program's objects, so values reach other code behind this analysis
     "append", "extend", "insert", "update", "setdefault", "pop", "popitem", "remove", "clear",
     "add", "discard", "write", "writelines", "send", "throw",
+    # call or read by a name held in data
+    "operator", "methodcaller", "attrgetter", "itemgetter",
 })
 #: Identifiers that may not appear in a piece at all.
 _DENY_NAMES = _DENY_BUILTINS | caps.SENSITIVE_NAMES
-_IDENT_RUN = re.compile(r"[A-Za-z0-9_]+")  # digits too: "x" "2" joins into x2
+_IDENT_RUN = re.compile(r"\w+")  # digits too: "x" "2" joins into x2
 # "%c" and "{:c}" turn numbers into characters
-_CHAR_FORMAT = re.compile(r"%[-#0 +*\d.]*c|\{[^{}]*:[^{}]*c\}")
+_CHAR_FORMAT = re.compile(
+    r"%(\([^)]*\))?[-#0 +*\d.]*c"  # %c, %(name)c
+    r"|\{[^{}]*:[^{}]*c\}"  # {:c}, {0:>3c}
+    r"|\{[^{}]*:[^{}]*\{"  # a spec taken from an argument: {:{}}
+    r"|%(\([^)]*\))?[-#0 +*\d.]*$"  # a %-directive left open, to be finished by the next piece
+    r"|\{[^{}]*$"  # a replacement field left open
+)
+#: Modules whose names an evaluated string may use: no module-valued attributes to walk on.
+_OPEN_MODULES = frozenset({"math", "cmath"})
 _MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "setdefault"})
 #: Calls that let code rebind names or reach frames: with them, no data flow is trusted.
 _REFLECTIVE = frozenset({
@@ -108,6 +120,7 @@ class Provenance:
     pieces: list[str] = field(default_factory=list)  # the literal strings that flow in
     denied: list[str] = field(default_factory=list)  # dangerous names the pieces can form
     char_level: bool = False  # characters picked out of a literal string
+    templates: list[str] = field(default_factory=list)  # pieces used as format templates
 
 
 class ProvenanceTracer:
@@ -152,6 +165,8 @@ class ProvenanceTracer:
                 self.unknown_names.update(n.names)
             elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
                 name = n.name if not isinstance(n, ast.Lambda) else "<lambda>"
+                if not isinstance(n, ast.Lambda) and n.decorator_list:
+                    self.escaped_funcs.add(n.name)  # the decorator may call it with anything
                 a = n.args
                 positional = [*a.posonlyargs, *a.args]
                 for i, p in enumerate(positional):
@@ -203,12 +218,12 @@ class ProvenanceTracer:
             p.built = p.built and spaces.built
         p.complete = p.built and not self.reflective and not self._other_runs_rebind(call)
         if p.complete:
-            p.denied = self.denied_names(p.pieces)
+            p.denied = self.denied_names(p.pieces, p.templates)
         p.built = p.complete and not p.denied
         return p
 
-    def denied_names(self, pieces: list[str]) -> list[str]:
-        return _denied_names(pieces, self._module_names())
+    def denied_names(self, pieces: Sequence[str], templates: Sequence[str] = ()) -> list[str]:
+        return _denied_names(pieces, self._module_names(), templates)
 
     def _other_runs_rebind(self, call: ast.Call | None) -> bool:
         """Whether another exec, or an eval of a constant that assigns or mutates, can change
@@ -229,11 +244,12 @@ class ProvenanceTracer:
         ``f = os.system``): an evaluated string sees them."""
         if self._names is None:
             out = {name for name, quals in self.b.imports.items()
-                   if not all(_numeric(q) for q in quals)}
+                   if not all(q.split(".", 1)[0] in _OPEN_MODULES for q in quals)}
             for name in self.b.values:
                 for v in self.res.resolve_name(name, {}, 0):
                     q = as_ref(v)
-                    if q is not None and q not in _PURE_FUNCS and not _numeric(q) and \
+                    if q is not None and q not in _PURE_FUNCS and \
+                            q.split(".", 1)[0] not in _OPEN_MODULES and \
                             not q.startswith("<local>."):
                         out.add(name)
             self._names = frozenset(out)
@@ -273,10 +289,13 @@ class ProvenanceTracer:
                 w(c, p)
         elif isinstance(node, ast.FormattedValue):
             w(node.value, p)
+            if node.format_spec is not None and any(
+                    isinstance(c, ast.FormattedValue) for c in ast.walk(node.format_spec)):
+                p.built = False  # f"{x:{spec}}": the spec is data, maybe "c"
             if node.format_spec is not None:
                 spec = "".join(c.value for c in ast.walk(node.format_spec) if isinstance(
                     c, ast.Constant) and isinstance(c.value, str))
-                p.pieces.append("{:" + spec + "}")  # checked for "c", like "{:c}".format
+                p.templates.append("{:" + spec + "}")  # checked for "c", like "{:c}".format
                 w(node.format_spec, p)
         elif isinstance(node, ast.Dict):
             for k in node.keys:
@@ -284,7 +303,10 @@ class ProvenanceTracer:
             for v in node.values:
                 w(v, p)
         elif isinstance(node, ast.BinOp):
-            w(node.left, p)
+            if isinstance(node.op, ast.Mod):
+                self._walk_template(node.left, p)
+            else:
+                w(node.left, p)
             w(node.right, p)
         elif isinstance(node, ast.UnaryOp):
             w(node.operand, p)
@@ -318,6 +340,21 @@ class ProvenanceTracer:
             self._call(node, p)
         else:
             p.built = False
+
+    def _walk_template(self, node: ast.expr, p: Provenance) -> None:
+        """Walk a format template afresh, keeping its pieces apart: "%c" and "{:c}" there turn
+        numbers into characters."""
+        saved = self._seen, self._seen_names
+        self._seen, self._seen_names = set(), set()
+        sub = Provenance()
+        self._walk(node, sub)
+        self._seen, self._seen_names = saved
+        p.built = p.built and sub.built
+        p.char_level = p.char_level or sub.char_level
+        p.outside += sub.outside
+        p.remote += sub.remote
+        p.pieces += sub.pieces
+        p.templates += sub.pieces + sub.templates
 
     def _name(self, name: str, p: Provenance) -> None:
         if name in self._seen_names:
@@ -417,7 +454,10 @@ class ProvenanceTracer:
         if not quals and isinstance(node.func, ast.Attribute):
             # a method: "sep".join(parts), "{} + {}".format(a, b); others cut or read
             pure = node.func.attr in _PURE_METHODS
-            self._walk(node.func.value, p)
+            if node.func.attr == "format":
+                self._walk_template(node.func.value, p)
+            else:
+                self._walk(node.func.value, p)
         if not pure:
             p.built = False
         for a in node.args:
@@ -426,7 +466,8 @@ class ProvenanceTracer:
             self._walk(k.value, p)
 
 
-def _denied_names(pieces: list[str], module_names: frozenset[str]) -> list[str]:
+def _denied_names(pieces: Sequence[str], module_names: frozenset[str],
+                  templates: Sequence[str]) -> list[str]:
     """What in the literal pieces lets the evaluated code do more than compute.
 
     Dangerous identifiers, also those formed by joining pieces: an identifier that touches the
@@ -441,21 +482,22 @@ def _denied_names(pieces: list[str], module_names: frozenset[str]) -> list[str]:
     found: set[str] = set()
     heads: set[str] = set()  # identifiers open at the end of their piece
     tails: set[str] = set()  # identifiers open at the start of their piece
-    for piece in pieces:
+    for raw in pieces:
+        piece = unicodedata.normalize("NFKC", raw)  # Python reads fullwidth letters as ASCII ones
         if any(c in piece for c in "'\"`\\"):
             found.add("string quotes")
-        if _CHAR_FORMAT.search(piece):
-            found.add("character formatting")
         if ":=" in piece:
             found.add(":=")
         for m in _IDENT_RUN.finditer(piece):
             ident = m.group()
-            if ident in deny or "__" in ident:
+            if ident in deny or ident.startswith("_"):  # private: random._os
                 found.add(ident)
             if m.end() == len(piece):
                 heads.add(ident)
             if m.start() == 0:
                 tails.add(ident)
+    if any(_CHAR_FORMAT.search(unicodedata.normalize("NFKC", s)) for s in templates):
+        found.add("character formatting")
     if heads and tails:
         found.update(name for name in reachable if _joinable(name, heads, tails))
     return sorted(found)

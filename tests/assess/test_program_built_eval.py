@@ -99,6 +99,15 @@ KEPT_HIGH = {
     "decorated-function": (
         "def dec(f):\n    f(input())\n    return f\n@dec\ndef ev(e):\n    return eval(e)\n"
         "ev('1 + 1')"),
+    "alias-appended": "xs = ['1']\nys = xs\nys.append(input())\nprint(eval(xs[1]))",
+    "row-appended": (
+        "table = [['1']]\nfor row in table:\n    row.append(input())\nprint(eval(table[0][1]))"),
+    "mutated-in-function": (
+        "def fill(lst):\n    lst.append(input())\nxs = ['1']\nfill(xs)\nprint(eval(xs[1]))"),
+    "unbound-append": "xs = ['1']\nlist.append(xs, input())\nprint(eval(xs[1]))",
+    "dunder-iadd": "xs = ['1']\nxs.__iadd__([input()])\nprint(eval(xs[1]))",
+    "unknown-function-gets-list": (
+        "import json\nxs = ['1']\njson.dump(xs, open('f', 'w'))\nprint(eval(xs[0]))"),
     # something else can rebind the names the string is built from
     "exec-elsewhere": "x = '1'\nexec('x = input()')\nprint(eval(x))",
     "walrus-elsewhere": "x = '1'\neval('(x := input())')\nprint(eval(x))",

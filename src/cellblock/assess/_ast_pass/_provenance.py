@@ -55,6 +55,9 @@ _NUMBER_MODULES = frozenset({"math", "cmath", "statistics", "random", "fractions
 
 def _numeric(q: str) -> bool:
     return q.split(".", 1)[0] in _NUMBER_MODULES
+#: Calls that read their arguments without changing them.
+_READS_ARGS = _PURE_FUNCS | {"builtins.print", "builtins.isinstance", "builtins.id",
+                             "builtins.hash", "builtins.iter", "builtins.next", "builtins.eval"}
 #: Methods that combine or pick whole pieces without cutting into them.
 _PURE_METHODS = frozenset({"join", "format", "items", "keys", "values", "get", "pop", "copy"})
 
@@ -195,6 +198,82 @@ class ProvenanceTracer:
             if isinstance(n, ast.Call) and n.args:
                 self.code_runs.extend((n, q) for v in self.res.resolve(n.func)
                                       if (q := as_ref(v)) in ("builtins.exec", "builtins.eval"))
+        self._index_aliases(tree)
+
+    def _index_aliases(self, tree: ast.Module) -> None:
+        """Group names that can share one mutable container (``ys = xs``, ``for row in table``,
+        ``f(xs)`` into a parameter), so what is appended through one name counts for all, and a
+        container handed to code that may change it (``list.append(xs, v)``, ``json.dump(xs)``,
+        ``xs.__iadd__(v)``) is no longer program-built."""
+        root: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            while root.get(x, x) != x:
+                root[x] = root.get(root[x], root[x])
+                x = root[x]
+            return x
+
+        def union(a: str, others: set[str]) -> None:
+            for o in others:
+                ra, ro = find(a), find(o)
+                if ra != ro:
+                    root[ro] = ra
+
+        variables = {*self.b.values, *self.iterables, *self.func_of_param, *self.appended,
+                     *self.unknown_names} - set(self.b.imports) - set(self.b.functions)
+
+        def names(e: ast.AST | None) -> set[str]:
+            """The variables in ``e`` (not builtins, imports or functions: str(a), str(b) must
+            not join a and b)."""
+            return {m.id for m in ast.walk(e) if isinstance(m, ast.Name)
+                    and m.id in variables} if e else set()
+
+        containers: set[str] = set(self.appended)
+        mutated: set[str] = set()
+        params = {fn.name: [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)]
+                  for fns in self.b.functions.values() for fn in fns
+                  if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
+                targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+                value = n.value
+                for tn in set().union(*(names(x) for x in targets)):
+                    union(tn, names(value))
+                    if isinstance(value, ast.List | ast.Dict | ast.Set | ast.ListComp
+                                  | ast.DictComp | ast.SetComp) or (
+                            isinstance(value, ast.Call) and not self._pure_call(value)):
+                        containers.add(tn)
+            elif isinstance(n, ast.For | ast.AsyncFor | ast.comprehension):
+                for tn in names(n.target):
+                    union(tn, names(n.iter))
+            elif isinstance(n, ast.Call):
+                f = n.func
+                args = [*n.args, *(k.value for k in n.keywords)]
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+                    if f.attr in _MUTATORS:
+                        union(f.value.id, set().union(*(names(a) for a in args)))
+                        continue
+                    if f.attr.startswith("__"):
+                        mutated.add(f.value.id)  # xs.__iadd__(v), d.__setitem__(k, v)
+                if isinstance(f, ast.Name) and f.id in params:
+                    for pname, a in zip(params[f.id], n.args, strict=False):
+                        union(pname, names(a))
+                    continue
+                if not self._pure_call(n):
+                    for a in args:
+                        mutated.update(names(a))
+        self._alias_root = find
+        self._class_appended: dict[str, list[ast.expr]] = {}
+        for name, vals in self.appended.items():
+            self._class_appended.setdefault(find(name), []).extend(vals)
+        self._changed_containers = {find(m) for m in mutated} & {find(c) for c in containers}
+
+    def _pure_call(self, call: ast.Call) -> bool:
+        """Whether a call only reads its arguments."""
+        quals = {as_ref(v) for v in self.res.resolve(call.func)}
+        if quals and None not in quals:
+            return all(q in _READS_ARGS or _numeric(q) for q in quals if q is not None)
+        return isinstance(call.func, ast.Attribute) and call.func.attr in _PURE_METHODS
 
     # -- tracing -----------------------------------------------------------------------------
     def _walk_from(self, expr: ast.expr, p: Provenance) -> None:
@@ -360,8 +439,11 @@ class ProvenanceTracer:
         if name in self._seen_names:
             return
         self._seen_names.add(name)
+        group = self._alias_root(name)
         sources: list[ast.expr] = [*self.b.values.get(name, ()), *self.iterables.get(name, ()),
-                                   *self.appended.get(name, ())]
+                                   *self._class_appended.get(group, ())]
+        if group in self._changed_containers:
+            p.built = False
         for q in self.b.imports.get(name, ()):
             if not self._source(q, p) and not _numeric(q):
                 p.built = False

@@ -36,6 +36,7 @@ from cellblock.assess._ast_pass._resolve import Resolver
 from cellblock.assess._ast_pass._values import as_ref
 
 _MAX_NODES = 2_000  # closure size above which the string is not called program-built
+_MAX_WALK_DEPTH = 100  # nesting of the walk (each level is a few Python frames)
 
 #: Calls whose result carries only what their arguments carry (numbers, or the argument's text).
 _PURE_FUNCS = frozenset({
@@ -278,6 +279,7 @@ class ProvenanceTracer:
     # -- tracing -----------------------------------------------------------------------------
     def _walk_from(self, expr: ast.expr, p: Provenance) -> None:
         self._budget = _MAX_NODES
+        self._depth = 0
         self._seen: set[int] = set()
         self._seen_names: set[str] = set()
         self._walk(expr, p)
@@ -350,10 +352,19 @@ class ProvenanceTracer:
         if node is None:
             return
         self._budget -= 1
-        if self._budget < 0 or id(node) in self._seen:
-            p.built = p.built and self._budget >= 0
+        if self._budget < 0 or self._depth >= _MAX_WALK_DEPTH:
+            p.built = False  # too large to follow: not program-built
+            return
+        if id(node) in self._seen:
             return
         self._seen.add(id(node))
+        self._depth += 1
+        try:
+            self._walk_node(node, p)
+        finally:
+            self._depth -= 1
+
+    def _walk_node(self, node: ast.AST, p: Provenance) -> None:
         w = self._walk
         if isinstance(node, ast.Constant):
             if isinstance(node.value, str):

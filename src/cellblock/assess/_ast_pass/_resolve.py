@@ -393,9 +393,11 @@ class Resolver:
                                        obf=True, decoded=a.decoded))
             elif q == "builtins.range" and 1 <= len(args) <= 3:
                 bounds = [self.resolve_int(a, env, depth) for a in node.args[:3]]
+                rng: range | None = None
                 if all(bd is not None for bd in bounds):
-                    rng = range(*[bd for bd in bounds if bd is not None])
-                    if len(rng) <= MAX_SEQ:
+                    with contextlib.suppress(ValueError):  # range(1, 2, 0)
+                        rng = range(*[bd for bd in bounds if bd is not None])
+                    if rng is not None and _length(rng) <= MAX_SEQ:
                         out.append(Val("seq", tuple(Val("int", i) for i in rng)))
             elif q in ("builtins.int",) and first:
                 radix = self.resolve_int(node.args[1], env, depth) if len(node.args) > 1 else 10
@@ -410,3 +412,11 @@ class Resolver:
                     if s is not None and len(s) == 1:
                         out.append(Val("int", ord(s)))
         return out
+
+
+def _length(rng: range) -> int:
+    """len(rng), which overflows above sys.maxsize (range(2 ** 70))."""
+    try:
+        return len(rng)
+    except OverflowError:
+        return MAX_SEQ + 1

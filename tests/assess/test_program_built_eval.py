@@ -108,6 +108,8 @@ KEPT_HIGH = {
     "dunder-iadd": "xs = ['1']\nxs.__iadd__([input()])\nprint(eval(xs[1]))",
     "unknown-function-gets-list": (
         "import json\nxs = ['1']\njson.dump(xs, open('f', 'w'))\nprint(eval(xs[0]))"),
+    "yield-from-stdin": (
+        "import sys\ndef lines():\n    yield from sys.stdin\nfor e in lines():\n    print(eval(e))"),
     # something else can rebind the names the string is built from
     "exec-elsewhere": "x = '1'\nexec('x = input()')\nprint(eval(x))",
     "walrus-elsewhere": "x = '1'\neval('(x := input())')\nprint(eval(x))",

@@ -540,7 +540,8 @@ class ProvenanceTracer:
             elif q.startswith("<local>."):
                 for fd in self.b.functions.get(q.split(".", 1)[1], ()):
                     for r in ast.walk(fd):
-                        if isinstance(r, ast.Return | ast.Yield) and r.value is not None:
+                        if isinstance(r, ast.Return | ast.Yield | ast.YieldFrom) and \
+                                r.value is not None:
                             self._walk(r.value, p)
             elif q not in _PURE_FUNCS and not _numeric(q):
                 pure = False

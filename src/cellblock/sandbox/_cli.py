@@ -306,6 +306,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         limits = Limits(runtime=args.runtime, timeout_s=30)
         probe_checks, _ = run_probe(backend, limits)
         checks += probe_checks
+        from cellblock.sandbox.doctor import network_checks
+
+        checks += network_checks(backend, args.runtime)  # allowlist mode too
     except CellblockError as exc:
         checks.append(Check("setup", False, str(exc)))
     failed = [c for c in checks if not c.ok]

@@ -74,6 +74,9 @@ class DockerGateway(Gateway):
         self._ready = threading.Event()
         self._done = threading.Event()
         self._summary: dict[str, Any] | None = None
+        from cellblock.network._watchdog import ensure_watchdog
+
+        ensure_watchdog()  # removes this owner's networks if it dies before closing them
         try:
             subnet = self._create_network()
             self._start_proxy(image, subnet)

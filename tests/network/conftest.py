@@ -77,8 +77,12 @@ def _no_leftover_networks(request):  # type: ignore[no-untyped-def]
         return
     client = request.getfixturevalue("docker_client")
     from cellblock.network.docker import LABEL_NETWORK
+    from tests.conftest import wait_until
 
-    mine = client.api.networks(
-        filters={"label": [f"{LABEL_NETWORK}=1", f"cellblock.owner_pid={os.getpid()}"]}
-    )
-    assert mine == [], f"cell networks outlived the test: {[n['Name'] for n in mine]}"
+    def mine() -> list[dict]:  # type: ignore[type-arg]
+        flt = {"label": [f"{LABEL_NETWORK}=1", f"cellblock.owner_pid={os.getpid()}"]}
+        found: list[dict] = client.api.networks(filters=flt)  # type: ignore[type-arg]
+        return found
+
+    # a run's proxy and network are removed in the background, after its result
+    assert wait_until(lambda: mine() == [], timeout=30), [n["Name"] for n in mine()]

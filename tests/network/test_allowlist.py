@@ -278,4 +278,4 @@ def test_networks_of_live_owners_are_kept_by_gc(backend, docker_client) -> None:
         name = cell.gateway.network_name
     finally:
         cell.discard()
-    assert docker_client.api.networks(names=[name]) == []
+    assert wait_until(lambda: docker_client.api.networks(names=[name]) == [], timeout=30)

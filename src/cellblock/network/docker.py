@@ -10,6 +10,7 @@ and :func:`reap_networks` removes networks whose owner is gone.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ipaddress
 import json
@@ -72,6 +73,7 @@ class DockerGateway(Gateway):
         self._raw: Any = None
         self._lines: list[dict[str, Any]] = []
         self._ready = threading.Event()
+        self._bye = threading.Event()
         self._done = threading.Event()
         self._summary: dict[str, Any] | None = None
         from cellblock.network._watchdog import ensure_watchdog
@@ -203,8 +205,11 @@ class DockerGateway(Gateway):
                             self._lines.append(record)
                             if record.get("event") == "ready":
                                 self._ready.set()
+                            elif record.get("event") == "bye":
+                                self._bye.set()
         finally:
             self._ready.set()
+            self._bye.set()
             self._done.set()
 
     # -- use -----------------------------------------------------------------------------------
@@ -242,7 +247,7 @@ class DockerGateway(Gateway):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)  # stdin closes: the proxy logs what is open, exits
-        self._done.wait(FINISH_TIMEOUT_S)
+        self._bye.wait(FINISH_TIMEOUT_S)  # its last line: every connection is reported before it
         connections = [
             Connection.from_dict(r) for r in self._lines if r.get("event") == "connection"
         ]
@@ -257,7 +262,21 @@ class DockerGateway(Gateway):
             )
         return self._summary
 
+    def close_later(self) -> None:
+        """:meth:`close` in the background: the caller has its result before the teardown."""
+        thread = threading.Thread(target=self.close, name="cellblock-gateway-close")
+        with _closing_lock:
+            _closing.add(thread)
+        thread.start()
+
     def close(self) -> None:
+        try:
+            self._close()
+        finally:
+            with _closing_lock:
+                _closing.discard(threading.current_thread())
+
+    def _close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -272,6 +291,19 @@ class DockerGateway(Gateway):
         network, self._network_id = self._network_id, None
         if network is not None:
             remove_network(self._client, network)
+
+
+_closing: set[threading.Thread] = set()
+_closing_lock = threading.Lock()
+
+
+@atexit.register
+def _finish_closing() -> None:
+    """At exit, let background teardowns finish (the watchdog and gc are the backstop)."""
+    with _closing_lock:
+        threads = list(_closing)
+    for thread in threads:
+        thread.join(timeout=20)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:

@@ -223,3 +223,7 @@ class Gateway(ABC):
     @abstractmethod
     def close(self) -> None:
         """Remove the proxy and the network, whatever happened. Idempotent."""
+
+    def close_later(self) -> None:
+        """Like :meth:`close`, possibly in the background (the default closes at once)."""
+        self.close()

@@ -341,7 +341,7 @@ class DockerCell(Cell):
             _force_remove(self.backend.client, self.container_id)
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
-            gateway.close()
+            gateway.close_later()  # proxy and network go after the caller has its result
 
     def _close_socket(self) -> None:
         sock, self._sock = self._sock, None

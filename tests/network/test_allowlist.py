@@ -279,3 +279,21 @@ def test_networks_of_live_owners_are_kept_by_gc(backend, docker_client) -> None:
     finally:
         cell.discard()
     assert wait_until(lambda: docker_client.api.networks(names=[name]) == [], timeout=30)
+
+
+def test_a_flood_of_attempts_is_counted_not_listed(backend) -> None:  # type: ignore[no-untyped-def]
+    from cellblock.network.docker import MAX_RECORDS
+
+    extra = 25
+    code = CONNECT_HELPER + textwrap.dedent(f"""
+        for i in range({MAX_RECORDS + extra}):
+            connect("flood-%d.cellblock-test.invalid:443" % i)
+        print("done")
+    """)
+    egress = Egress(allow=("only.cellblock-test.invalid",))
+    result = backend.run(RunRequest(code, limits=allowlist_limits(egress, timeout_s=170)))
+    assert result.stdout.strip() == "done", result.stderr
+    summary = result.network
+    assert summary["attempts"] == summary["denied"] == MAX_RECORDS + extra
+    assert len(summary["connections"]) == MAX_RECORDS
+    assert summary["records_omitted"] == extra

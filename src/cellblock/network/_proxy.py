@@ -31,7 +31,11 @@ LISTEN_PORT = int(CONFIG.get("listen_port", 3128))
 HEAD_LIMIT = 16 * 1024
 CHUNK = 64 * 1024
 MAX_CLIENTS = 64
-HOP_HEADERS = (b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive")
+# dropped from forwarded requests; Host is set from the target, so a request cannot name another
+# site served from the allowed host's address
+HOP_HEADERS = (
+    b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive", b"host"
+)
 
 state: dict[str, int] = {"used": 0, "exceeded": 0}
 tunnels: set[asyncio.Task[Any]] = set()
@@ -109,6 +113,7 @@ def parse_target(head: bytes) -> tuple[str, str, int, bytes | None]:
         name = line.split(b":", 1)[0].strip().lower()
         if line and name not in HOP_HEADERS:
             keep.append(line)
+    keep.insert(1, f"Host: {authority}".encode("latin-1"))
     keep.append(b"Connection: close")
     return method, host, int(port or 80), b"\r\n".join(keep) + b"\r\n\r\n"
 
@@ -279,4 +284,5 @@ async def main() -> None:
     emit({"event": "bye", "used_bytes": state["used"], "budget_exceeded": bool(state["exceeded"])})
 
 
-asyncio.run(main())
+if __name__ == "__main__":  # python3 -c SOURCE runs it; tests import it to check its parts
+    asyncio.run(main())

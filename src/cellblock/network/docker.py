@@ -43,6 +43,7 @@ EGRESS_NETWORK = "bridge"  # the engine's default bridge: NAT to the outside
 SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
 READY_TIMEOUT_S = 30.0
 FINISH_TIMEOUT_S = 10.0
+MAX_RECORDS = 2000  # per run, in the result and the audit log; counts cover every attempt
 
 
 def proxy_source() -> str:
@@ -71,7 +72,10 @@ class DockerGateway(Gateway):
         self._proxy_ip = ""
         self._sock: socket.socket | None = None
         self._raw: Any = None
-        self._lines: list[dict[str, Any]] = []
+        self._lines: list[dict[str, Any]] = []  # ready, bye
+        self._records: list[dict[str, Any]] = []  # connections, the first MAX_RECORDS
+        self._omitted = {"allowed": 0, "denied": 0, "bytes_up": 0, "bytes_down": 0}
+        self._budget_cut = False
         self._ready = threading.Event()
         self._bye = threading.Event()
         self._done = threading.Event()
@@ -202,7 +206,15 @@ class DockerGateway(Gateway):
                     with contextlib.suppress(ValueError):
                         record = json.loads(line)
                         if isinstance(record, dict):
-                            self._lines.append(record)
+                            if record.get("event") != "connection":
+                                self._lines.append(record)
+                            elif len(self._records) < MAX_RECORDS:
+                                self._records.append(record)
+                            else:  # a flood of attempts must not flood memory or the log
+                                self._omitted["allowed" if record.get("allowed") else "denied"] += 1
+                                self._omitted["bytes_up"] += int(record.get("bytes_up") or 0)
+                                self._omitted["bytes_down"] += int(record.get("bytes_down") or 0)
+                                self._budget_cut |= record.get("reason") == "budget exceeded"
                             if record.get("event") == "ready":
                                 self._ready.set()
                             elif record.get("event") == "bye":
@@ -248,14 +260,22 @@ class DockerGateway(Gateway):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)  # stdin closes: the proxy logs what is open, exits
         self._bye.wait(FINISH_TIMEOUT_S)  # its last line: every connection is reported before it
-        connections = [
-            Connection.from_dict(r) for r in self._lines if r.get("event") == "connection"
-        ]
+        connections = [Connection.from_dict(r) for r in self._records]
         bye = next((r for r in self._lines if r.get("event") == "bye"), {})
-        exceeded = bool(bye.get("budget_exceeded")) or any(
-            c.reason == "budget exceeded" for c in connections
+        exceeded = (
+            bool(bye.get("budget_exceeded"))
+            or self._budget_cut
+            or any(c.reason == "budget exceeded" for c in connections)
         )
         self._summary = summarize(connections, egress=self.egress, budget_exceeded=exceeded)
+        omitted = self._omitted["allowed"] + self._omitted["denied"]
+        if omitted:  # counted, not listed
+            self._summary["attempts"] += omitted
+            self._summary["allowed"] += self._omitted["allowed"]
+            self._summary["denied"] += self._omitted["denied"]
+            self._summary["bytes_up"] += self._omitted["bytes_up"]
+            self._summary["bytes_down"] += self._omitted["bytes_down"]
+            self._summary["records_omitted"] = omitted
         if not bye:
             self._summary["error"] = (
                 "the egress proxy did not report its end; records may be missing"

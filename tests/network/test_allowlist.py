@@ -268,11 +268,36 @@ def test_a_killed_owner_leaves_nothing_behind(docker_client) -> None:  # type: i
     assert cell_id
 
 
-def test_networks_of_live_owners_are_kept_by_gc(backend, docker_client) -> None:  # type: ignore[no-untyped-def]
+def test_proxy_and_network_are_hardened_and_kept_by_gc_while_the_owner_lives(
+    backend, docker_client  # type: ignore[no-untyped-def]
+) -> None:
     from cellblock.sandbox.docker import reap
 
     cell = backend.prepare(allowlist_limits(Egress(), timeout_s=30), idle_s=120)
     try:
+        net = docker_client.api.inspect_network(cell.gateway.network_name)
+        assert net["Internal"] is True
+        assert net["Options"]["com.docker.network.bridge.inhibit_ipv4"] == "true"
+        assert net["Labels"]["cellblock.owner_pid"] == str(os.getpid())
+        members = {c["Name"] for c in net["Containers"].values()}
+        assert len(members) == 2  # the cell and its proxy, nothing else
+        proxy = next(
+            c for c in managed_containers(docker_client, os.getpid())
+            if c["Labels"].get("cellblock.role") == "proxy"
+            and cell.gateway.network_name in c["NetworkSettings"]["Networks"]
+        )
+        info = docker_client.api.inspect_container(proxy["Id"])
+        host = info["HostConfig"]
+        assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+        assert not host["CapAdd"] and not host["Privileged"]
+        assert "no-new-privileges:true" in host["SecurityOpt"]
+        assert any(o.startswith("seccomp=") for o in host["SecurityOpt"])
+        assert host["Memory"] > 0 and host["PidsLimit"] == 64 and host["NanoCpus"] > 0
+        assert host["LogConfig"]["Type"] == "none" and host["AutoRemove"] is True
+        assert info["Config"]["User"] == "65534:65534"
+        cell_info = docker_client.api.inspect_container(cell.container_id)
+        assert cell_info["HostConfig"]["Dns"] == ["127.0.0.1"]
+        assert list(cell_info["NetworkSettings"]["Networks"]) == [cell.gateway.network_name]
         reap(docker_client)
         assert docker_client.api.networks(names=[cell.gateway.network_name]) != []
         name = cell.gateway.network_name

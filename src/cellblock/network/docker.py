@@ -130,6 +130,8 @@ class DockerGateway(Gateway):
     def _start_proxy(self, image: str, subnet: ipaddress.IPv4Network) -> None:
         from docker.types import LogConfig, Ulimit
 
+        from cellblock.sandbox.docker import seccomp_profile
+
         api = self._client.api
         config = {
             "allow": list(self.egress.allow),
@@ -143,7 +145,8 @@ class DockerGateway(Gateway):
             auto_remove=True,
             read_only=True,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges:true"],
+            # the cells' own seccomp allow-list: the proxy needs nothing a program does not
+            security_opt=["no-new-privileges:true", f"seccomp={seccomp_profile()}"],
             pids_limit=64,
             mem_limit=PROXY_MEMORY,
             memswap_limit=PROXY_MEMORY,

@@ -155,7 +155,7 @@ def test_the_byte_budget_is_enforced(backend) -> None:  # type: ignore[no-untype
     assert summary["bytes_up"] + summary["bytes_down"] <= 8 * 1024
 
 
-def test_pip_install_through_the_proxy_with_cellblock_run(tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
+def fetch_policy(tmp_path: Path) -> Path:
     policy = tmp_path / "fetch.yaml"
     policy.write_text(textwrap.dedent(f"""
         version: 1
@@ -175,6 +175,18 @@ def test_pip_install_through_the_proxy_with_cellblock_run(tmp_path: Path, docker
         audit:
           directory: {tmp_path / "audit"}
     """))
+    return policy
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cellblock.cli", *args],
+        capture_output=True, text=True, timeout=400, env=os.environ.copy(),
+    )
+
+
+def test_pip_install_through_the_proxy_with_cellblock_run(tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
+    policy = fetch_policy(tmp_path)
     program = tmp_path / "fetch.py"
     program.write_text(textwrap.dedent(f"""
         import subprocess, sys, urllib.request
@@ -190,11 +202,7 @@ def test_pip_install_through_the_proxy_with_cellblock_run(tmp_path: Path, docker
         except OSError as exc:
             print("refused", exc)
     """))
-    proc = subprocess.run(
-        [sys.executable, "-m", "cellblock.cli", "run", "--policy", str(policy), "--json",
-         str(program)],
-        capture_output=True, text=True, timeout=400, env=os.environ.copy(),
-    )
+    proc = cli("run", "--policy", str(policy), "--json", str(program))
     assert proc.returncode == 0, proc.stderr + proc.stdout[-2000:]
     data = json.loads(proc.stdout)
     assert "six 1.16.0" in data["stdout"], data["stdout"]
@@ -322,3 +330,17 @@ def test_a_flood_of_attempts_is_counted_not_listed(backend) -> None:  # type: ig
     assert summary["attempts"] == summary["denied"] == MAX_RECORDS + extra
     assert len(summary["connections"]) == MAX_RECORDS
     assert summary["records_omitted"] == extra
+
+
+def test_cli_flags_can_only_take_network_away(tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
+    policy = fetch_policy(tmp_path)
+    program = tmp_path / "ifaces.py"
+    program.write_text("import socket\nprint(sorted(n for _, n in socket.if_nameindex()))\n")
+    proc = cli("run", "--policy", str(policy), "--no-network", "--json", str(program))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["stdout"].strip() == "['lo']" and data["network"] is None
+    # gVisor here has no networking: asking for it with an allowlist profile is refused, clearly
+    proc = cli("run", "--policy", str(policy), "--runtime", "runsc", str(program))
+    assert proc.returncode == 64
+    assert "gVisor" in proc.stderr and "Traceback" not in proc.stderr

@@ -77,6 +77,11 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus", type=float, help="CPU quota in cores, e.g. 0.5")
     parser.add_argument("--pids", type=int, help="maximum number of processes and threads")
     parser.add_argument("--runtime", help="container runtime: runc or runsc (gVisor)")
+    parser.add_argument(
+        "--no-network",
+        action="store_true",
+        help="no network even if the policy's profile allows some (network: allowlist)",
+    )
 
 
 def read_program(path: str) -> tuple[bytes, str]:
@@ -203,6 +208,8 @@ def limit_overrides(args: argparse.Namespace) -> dict[str, Any]:
         changes["pids"] = args.pids
     if args.runtime is not None:
         changes["runtime"] = args.runtime
+    if getattr(args, "no_network", False):
+        changes.update(network="none", egress=None)
     if changes:
         Limits().replace(**changes)  # validate now: a bad flag is an error naming the field
     return changes

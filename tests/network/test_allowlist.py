@@ -344,3 +344,19 @@ def test_cli_flags_can_only_take_network_away(tmp_path: Path, docker_client) -> 
     proc = cli("run", "--policy", str(policy), "--runtime", "runsc", str(program))
     assert proc.returncode == 64
     assert "gVisor" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unused_pooled_cell_proxy_leaves_with_its_idle_cell(backend, docker_client) -> None:  # type: ignore[no-untyped-def]
+    cell = backend.prepare(allowlist_limits(Egress(), timeout_s=30), idle_s=2)
+    try:
+        network = cell.gateway.network_name
+
+        def proxy_gone() -> bool:
+            return not [
+                c for c in managed_containers(docker_client, os.getpid())
+                if network in c["NetworkSettings"]["Networks"]
+            ]
+
+        assert wait_until(proxy_gone, timeout=90)  # the runner and the proxy both left
+    finally:
+        cell.discard()

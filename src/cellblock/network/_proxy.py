@@ -28,6 +28,7 @@ BUDGET = int(CONFIG["budget_bytes"])
 CLIENTS = ipaddress.ip_network(CONFIG["clients"])
 PINNED = dict(CONFIG.get("hosts", []))
 LISTEN_PORT = int(CONFIG.get("listen_port", 3128))
+IDLE_S = float(CONFIG.get("idle_s", 0))
 HEAD_LIMIT = 16 * 1024
 CHUNK = 64 * 1024
 MAX_CLIENTS = 64
@@ -37,7 +38,7 @@ HOP_HEADERS = (
     b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive", b"host"
 )
 
-state: dict[str, int] = {"used": 0, "exceeded": 0}
+state: dict[str, int] = {"used": 0, "exceeded": 0, "running": 0}
 tunnels: set[asyncio.Task[Any]] = set()
 
 
@@ -262,11 +263,19 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 def watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     try:
-        while sys.stdin.buffer.read(4096):
-            pass
+        while sys.stdin.buffer.read(1):  # any byte: the cell's program has started
+            state["running"] = 1
     except OSError:
         pass
     loop.call_soon_threadsafe(stop.set)
+
+
+async def idle_stop(stop: asyncio.Event) -> None:
+    """A pooled cell's runner leaves when no program came within its idle time; so does this."""
+    if IDLE_S > 0:
+        await asyncio.sleep(IDLE_S + 5)
+        if not state["running"]:
+            stop.set()
 
 
 async def main() -> None:
@@ -275,7 +284,9 @@ async def main() -> None:
     server = await asyncio.start_server(handle, "0.0.0.0", LISTEN_PORT, limit=HEAD_LIMIT)
     threading.Thread(target=watch_stdin, args=(loop, stop), daemon=True).start()
     emit({"event": "ready", "port": LISTEN_PORT})
+    idle = asyncio.ensure_future(idle_stop(stop))
     await stop.wait()
+    idle.cancel()
     server.close()
     for task in list(tunnels):
         task.cancel()

@@ -61,7 +61,13 @@ class DockerGateway(Gateway):
     """One private network and one proxy, for one cell. Create, use, then ``close``."""
 
     def __init__(
-        self, client: Any, egress: Egress, *, image: str, labels: dict[str, str]
+        self,
+        client: Any,
+        egress: Egress,
+        *,
+        image: str,
+        labels: dict[str, str],
+        idle_s: float = 0.0,
     ) -> None:
         self._client = client
         self.egress = resolve_egress(egress)
@@ -85,7 +91,7 @@ class DockerGateway(Gateway):
         ensure_watchdog()  # removes this owner's networks if it dies before closing them
         try:
             subnet = self._create_network()
-            self._start_proxy(image, subnet)
+            self._start_proxy(image, subnet, idle_s)
         except BaseException:
             self.close()
             raise
@@ -127,7 +133,7 @@ class DockerGateway(Gateway):
             return subnet
         raise GatewayError(f"no free subnet for the cell network ({last}); run `cellblock gc`")
 
-    def _start_proxy(self, image: str, subnet: ipaddress.IPv4Network) -> None:
+    def _start_proxy(self, image: str, subnet: ipaddress.IPv4Network, idle_s: float) -> None:
         from docker.types import LogConfig, Ulimit
 
         from cellblock.sandbox.docker import seccomp_profile
@@ -140,6 +146,7 @@ class DockerGateway(Gateway):
             "clients": str(subnet),
             "hosts": [list(p) for p in self.egress.hosts],
             "listen_port": PROXY_PORT,
+            "idle_s": idle_s,  # a pooled cell that is never used: the proxy leaves too
         }
         host_config = api.create_host_config(
             auto_remove=True,
@@ -254,6 +261,13 @@ class DockerGateway(Gateway):
                 {"PIP_CERT": CA_PATH, "REQUESTS_CA_BUNDLE": CA_PATH, "SSL_CERT_FILE": CA_PATH}
             )
         return env
+
+    def start_run(self) -> None:
+        """The cell's program is starting: the proxy must stay until :meth:`finish`."""
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"r")
 
     def finish(self) -> dict[str, Any]:
         if self._summary is not None:
@@ -390,11 +404,17 @@ def reap_networks(client: Any, *, include_live: bool = False) -> int:
 
 
 def open_for_cell(
-    client: Any, egress: Egress, *, base_image: str, user: str, labels: dict[str, str]
+    client: Any,
+    egress: Egress,
+    *,
+    base_image: str,
+    user: str,
+    labels: dict[str, str],
+    idle_s: float = 0.0,
 ) -> tuple[DockerGateway, str, dict[str, str]]:
     """For a cell about to be created: its gateway, the image to run and the environment."""
     from cellblock.network._image import network_image
 
     image = network_image(client, base_image, egress.ca_bundle, user)
-    gateway = DockerGateway(client, egress, image=base_image, labels=labels)
+    gateway = DockerGateway(client, egress, image=base_image, labels=labels, idle_s=idle_s)
     return gateway, image, gateway.environment()

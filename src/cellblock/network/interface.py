@@ -217,6 +217,10 @@ class Gateway(ABC):
         """Environment variables that point the cell's clients at the proxy."""
 
     @abstractmethod
+    def start_run(self) -> None:
+        """Tell the proxy the cell's program starts (a pooled proxy then stops its idle clock)."""
+
+    @abstractmethod
     def finish(self) -> dict[str, Any]:
         """Stop the proxy, wait for its last records and return the summary. Idempotent."""
 

@@ -280,6 +280,7 @@ class DockerCell(Cell):
                     base_image=backend.image_id,
                     user=f"{SANDBOX_UID}:{SANDBOX_UID}",
                     labels=backend.labels(),
+                    idle_s=idle_s,
                 )
                 environment.update(proxy_env)
             config = api.create_container_config(
@@ -363,6 +364,8 @@ class DockerCell(Cell):
         self._used = True
         t0 = started_at if started_at is not None else time.monotonic()
         try:
+            if self.gateway is not None:
+                self.gateway.start_run()
             result = self._execute(request, t0)
             if self.gateway is not None:  # the proxy's records of this run
                 result = dataclasses.replace(result, network=self.gateway.finish())

@@ -208,7 +208,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         if port not in PORTS:
             await refuse(writer, record, "port not allowed")
             return
-        if state["used"] >= BUDGET:
+        if state["used"] >= BUDGET or state["used"] + len(forward or b"") > BUDGET:
             state["exceeded"] = 1
             await refuse(writer, record, "budget exceeded")
             return

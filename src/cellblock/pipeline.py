@@ -30,6 +30,7 @@ from cellblock.audit import (
     ensure_keypair,
 )
 from cellblock.errors import CellblockError
+from cellblock.network.interface import NetworkError
 from cellblock.packages import PackageVerdict
 from cellblock.policy import Decision, LoadedPolicy, Policy, PolicyError, load_policy
 from cellblock.sandbox import ExecutionResult, Limits, Pool, RunRequest, SandboxError
@@ -506,7 +507,7 @@ class Pipeline:
         started = time.monotonic()
         try:
             execution = target.run(request)
-        except SandboxError as exc:
+        except (SandboxError, NetworkError) as exc:
             self._record(
                 "execution.failed",
                 {**base, "error": str(exc), "after_s": round(time.monotonic() - started, 6)},
@@ -514,6 +515,9 @@ class Pipeline:
             raise
         result = finish(approval, execution)
         try:
+            # allowlist runs: every connection attempt the egress proxy saw, under the run's id
+            for connection in (execution.network or {}).get("connections", []):
+                self.audit.append("network.connection", {**base, **connection})
             self.audit.append("execution.finished", {**base, **_execution_summary(execution)})
         except AuditWriteError as exc:
             raise AuditUnavailableError(
@@ -600,6 +604,10 @@ def _execution_summary(r: ExecutionResult) -> dict[str, Any]:
         "container_id": r.container_id,
         "pooled": r.pooled,
         "error": r.error,
+        # the connections themselves are network.connection records
+        "network": None
+        if r.network is None
+        else {k: v for k, v in r.network.items() if k != "connections"},
     }
 
 

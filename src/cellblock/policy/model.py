@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from cellblock.network.interface import DEFAULT_BUDGET_BYTES, DEFAULT_PORTS, Egress
 from cellblock.policy._units import (
     TIB,
     format_duration,
@@ -43,6 +44,7 @@ DeepMode = Literal["never", "auto", "always"]
 Seccomp = Literal["cellblock", "docker-default"]
 NetworkMode = Literal["none"]
 PackageAction = Literal["warn", "review", "block"]
+ProfileNetworkMode = Literal["none", "allowlist"]
 
 LEVELS: tuple[Level, ...] = get_args(Level)
 ACTIONS: tuple[Action, ...] = get_args(Action)
@@ -204,6 +206,46 @@ RequirementSpec = Annotated[str, BeforeValidator(_check_requirement)]
 ModuleName = Annotated[str, BeforeValidator(_check_module)]
 
 
+def _check_profile_network(value: Any) -> str:
+    if value in ("none", "allowlist"):
+        return str(value)
+    raise _fail('"none" or "allowlist"', show(value))
+
+
+def _check_allow(value: Any) -> list[str]:
+    from cellblock.network.interface import InvalidEgressError, check_allow_entry
+
+    if not isinstance(value, list):
+        raise _fail("a list of host names", show(value))
+    out: list[str] = []
+    for i, entry in enumerate(value):
+        try:
+            out.append(check_allow_entry(entry))
+        except InvalidEgressError as exc:
+            raise _fail(
+                "a host name, a *.suffix pattern or $pip-index",
+                show(entry),
+                subpath=(str(i),),
+                hint=str(exc).split(": ", 1)[-1],
+            ) from None
+    return out
+
+
+def _check_ports(value: Any) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise _fail("a list of ports", show(value))
+    return [_integer(1, 65535)(port) for port in value]
+
+
+def _check_ca_bundle(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail('"pip", "image" or the path of a PEM file', show(value))
+    return value
+
+
+ProfileNetwork = Annotated[ProfileNetworkMode, BeforeValidator(_check_profile_network)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -306,7 +348,7 @@ class Profile(_Model):
     stderr: Annotated[int, BeforeValidator(_size(0, GIB)), SIZE] = 1 * MIB
     max_code: Annotated[int, BeforeValidator(_size(1, 256 * MIB)), SIZE] = 4 * MIB
     runtime: Runtime = "auto"
-    network: Network = "none"
+    network: ProfileNetwork = "none"
     #: the image profile a run uses unless the caller picks another from ``images``
     image: Name = "base"
     #: further image profiles a caller may pick (``--image``, ``image=``)
@@ -350,6 +392,8 @@ class Profile(_Model):
         refuses the run (``RuntimeUnavailableError``).
         """
         if self.runtime == "auto":
+            if self.network == "allowlist":
+                return "runc"  # gVisor is registered here without networking (docs/network.md)
             return "runsc" if "runsc" in available else "runc"
         return self.runtime
 
@@ -374,6 +418,8 @@ class Profile(_Model):
             max_code_bytes=self.max_code,
             runtime=self.resolve_runtime(available),
             network=self.network,
+            # the policy's network block replaces this in Policy.decide
+            egress=Egress() if self.network == "allowlist" else None,
         )
 
 
@@ -384,6 +430,48 @@ class Hardening(_Model):
     read_only_root: bool = True
     seccomp: Seccomp = "cellblock"
     no_new_privileges: bool = True
+
+
+class NetworkSettings(_Model):
+    """What profiles with ``network: allowlist`` may reach, through the egress proxy.
+
+    ``allow``: exact names, ``*.suffix`` patterns, and ``$pip-index`` (the hosts of the index
+    the host's pip uses). ``budget``: bytes both ways over all connections of one run.
+    ``ca_bundle``: ``pip`` (the bundle the host's pip trusts), ``image`` (the image's own) or a
+    PEM file, given to the cell so its clients trust what the host trusts.
+    """
+
+    allow: Annotated[list[str], BeforeValidator(_check_allow)] = Field(default_factory=list)
+    ports: Annotated[list[int], BeforeValidator(_check_ports)] = Field(
+        default_factory=lambda: list(DEFAULT_PORTS)
+    )
+    budget: Annotated[int, BeforeValidator(_size(KIB, TIB)), SIZE] = DEFAULT_BUDGET_BYTES
+    ca_bundle: Annotated[str, BeforeValidator(_check_ca_bundle)] = "pip"
+
+    def to_egress(self) -> Egress:
+        """The sandbox's :class:`Egress` (``$pip-index`` stays symbolic until the run)."""
+        from cellblock.network import _pip
+        from cellblock.network.interface import InvalidEgressError
+
+        bundle: str | None
+        if self.ca_bundle == "image":
+            bundle = None
+        elif self.ca_bundle == "pip":
+            found = _pip.ca_bundle_path()
+            bundle = None if found is None else str(found)
+        else:
+            path = Path(self.ca_bundle).expanduser()
+            if not path.is_file():
+                raise InvalidEgressError(
+                    "ca_bundle", f"{self.ca_bundle} is not a file; give a PEM file, pip or image"
+                )
+            bundle = str(path)
+        return Egress(
+            allow=tuple(self.allow),
+            ports=tuple(self.ports),
+            budget_bytes=self.budget,
+            ca_bundle=bundle,
+        )
 
 
 class AuditSettings(_Model):
@@ -483,6 +571,7 @@ class Policy(_Model):
         description="a mapping of allow, restrict and review to profile names"
     )
     hardening: Hardening = Field(default_factory=Hardening)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     pool: Pool = Field(default_factory=Pool)
     images: dict[Name, ImageDefinition] = Field(default_factory=dict)
@@ -576,6 +665,8 @@ class Policy(_Model):
             )
         profile_name: str = getattr(self.decision_profiles, action)
         limits = self.profiles[profile_name].to_limits(runtimes)
+        if limits.network == "allowlist":
+            limits = limits.replace(egress=self.network.to_egress())
         verb = {
             "allow": "allows",
             "restrict": "restricts",
@@ -604,6 +695,11 @@ class Policy(_Model):
             for field in ("vulnerabilities", "scan_unavailable"):
                 if profile.packages.allowed and getattr(profile.packages, field) != "block":
                     found.append(f"profiles.{pname}.packages.{field}")
+        found += [
+            f"profiles.{name}.network"
+            for name, profile in sorted(self.profiles.items())
+            if profile.network != "none"
+        ]
         return found
 
     # -- serialisation -------------------------------------------------------------------------

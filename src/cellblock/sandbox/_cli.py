@@ -103,6 +103,11 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus", type=float, help="CPU quota in cores, e.g. 0.5")
     parser.add_argument("--pids", type=int, help="maximum number of processes and threads")
     parser.add_argument("--runtime", help="container runtime: runc or runsc (gVisor)")
+    parser.add_argument(
+        "--no-network",
+        action="store_true",
+        help="no network even if the policy's profile allows some (network: allowlist)",
+    )
 
 
 def read_program(path: str) -> tuple[bytes, str]:
@@ -242,6 +247,8 @@ def limit_overrides(args: argparse.Namespace) -> dict[str, Any]:
         changes["pids"] = args.pids
     if args.runtime is not None:
         changes["runtime"] = args.runtime
+    if getattr(args, "no_network", False):
+        changes.update(network="none", egress=None)
     if changes:
         Limits().replace(**changes)  # validate now: a bad flag is an error naming the field
     return changes
@@ -366,6 +373,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         limits = Limits(runtime=args.runtime, timeout_s=30)
         probe_checks, _ = run_probe(backend, limits)
         checks += probe_checks
+        from cellblock.sandbox.doctor import network_checks
+
+        checks += network_checks(backend, args.runtime)  # allowlist mode too
     except CellblockError as exc:
         checks.append(Check("setup", False, str(exc)))
     failed = failed_checks(checks)  # advisory checks report, never fail

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from cellblock.network.interface import Egress
 from cellblock.sandbox.errors import InvalidLimitsError
 
 KIB = 1024
@@ -26,7 +27,7 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 RUNTIMES = ("runc", "runsc")
-NETWORK_MODES = ("none",)
+NETWORK_MODES = ("none", "allowlist")
 SECCOMP_PROFILES = ("cellblock", "docker-default")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?\s*$", re.IGNORECASE)
@@ -66,7 +67,8 @@ class Limits:
     stderr_bytes: int = 1 * MIB
     max_code_bytes: int = 4 * MIB
     runtime: str = "runc"
-    network: str = "none"
+    network: str = "none"  # or "allowlist": only through the egress proxy, to ``egress``
+    egress: Egress | None = None  # what an allowlist run may reach; None unless allowlist
     # Hardening flags. Strict by default; loosening one is a policy choice the pipeline records.
     read_only_root: bool = True
     no_new_privileges: bool = True
@@ -115,6 +117,17 @@ class Limits:
                 f"unsupported network mode {self.network!r}; expected one of "
                 f"{', '.join(NETWORK_MODES)}",
             )
+        if (self.network == "allowlist") != isinstance(self.egress, Egress):
+            raise InvalidLimitsError(
+                "egress",
+                "network 'allowlist' needs an Egress (what may be reached) and 'none' takes none",
+            )
+        if self.network == "allowlist" and self.runtime == "runsc":
+            raise InvalidLimitsError(
+                "network",
+                "network 'allowlist' cannot run under gVisor (runsc), which this engine registers "
+                "without networking; use runtime 'runc' (or 'auto') for allowlist profiles",
+            )
 
     def replace(self, **changes: Any) -> Limits:
         """A copy with some fields changed, validated again."""
@@ -128,7 +141,9 @@ class Limits:
             if f.name == "runtime":
                 values[f.name] = "runsc" if "runsc" in (mine, theirs) else mine
             elif f.name == "network":
-                values[f.name] = mine
+                values[f.name] = "none" if "none" in (mine, theirs) else mine
+            elif f.name == "egress":
+                values[f.name] = None if "none" in (self.network, other.network) else mine
             elif f.name in ("read_only_root", "no_new_privileges"):
                 values[f.name] = mine or theirs
             elif f.name == "seccomp":
@@ -138,7 +153,9 @@ class Limits:
         return Limits(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["egress"] = None if self.egress is None else self.egress.to_dict()
+        return data
 
     def loosenings(self) -> list[str]:
         """Hardening flags that differ from the strict defaults."""
@@ -155,7 +172,10 @@ class Limits:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidLimitsError(unknown[0], f"unknown limit; expected one of {sorted(known)}")
-        return cls(**dict(data))
+        values = dict(data)
+        if isinstance(values.get("egress"), Mapping):
+            values["egress"] = Egress.from_dict(values["egress"])
+        return cls(**values)
 
 
 class Status(StrEnum):
@@ -237,6 +257,9 @@ class ExecutionResult:
     # runner's sampling under gVisor), host-cgroup (the runner died; the host read them) or none
     accounting: str = "cgroup"
     error: str | None = None  # set when the sandbox itself failed to report
+    # allowlist runs: what the egress proxy saw (mode, allow, attempts, allowed, denied, bytes,
+    # budget_exceeded, connections: one record per attempt); None without network
+    network: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

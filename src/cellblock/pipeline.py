@@ -24,6 +24,8 @@ from cellblock.audit import (
     AuditLog,
     AuditWriteError,
     DirectoryWitness,
+    Receipt,
+    RecordRef,
     default_private_key,
     default_public_key,
     ensure_keypair,
@@ -82,6 +84,8 @@ class PipelineResult:
     decision: Decision
     approval: Approval | None
     execution: ExecutionResult | None
+    # where the run was recorded (see cellblock.audit.Receipt); None only when built by hand
+    receipt: Receipt | None = None
 
     @property
     def status(self) -> str:
@@ -131,6 +135,7 @@ class PipelineResult:
             "level": self.decision.level,
         }
         data["approval"] = None if self.approval is None else self.approval.to_dict()
+        data["receipt"] = None if self.receipt is None else self.receipt.to_dict()
         return data
 
 
@@ -246,14 +251,15 @@ class Pipeline:
             seccomp=h.seccomp,
         )
 
-    def _record(self, type_: str, payload: Mapping[str, Any]) -> None:
+    def _record(self, type_: str, payload: Mapping[str, Any]) -> RecordRef | None:
         try:
-            self.audit.append(type_, payload)
+            return self.audit.append(type_, payload)
         except AuditWriteError as exc:
             if self.policy.audit.required:
                 raise AuditUnavailableError(
                     f"the audit log cannot record '{type_}' ({exc}); no code was run"
                 ) from exc
+            return None
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -335,7 +341,8 @@ class Pipeline:
                 # the caller may only tighten what the policy allows
                 limits = limits.tighten(limits.replace(**dict(limits_override)))
             decision = dataclasses.replace(decision, limits=limits)
-        self._record(
+        refs: dict[str, RecordRef | None] = {}  # the run's records, for its receipt
+        refs["decision"] = self._record(
             "decision",
             {
                 **base,
@@ -352,6 +359,7 @@ class Pipeline:
         )
 
         def finish(approval: Approval | None, execution: ExecutionResult | None) -> PipelineResult:
+            receipt = Receipt(self.audit.log_id, self.audit.key_id, run_id, digest, **refs)
             return PipelineResult(
                 run_id,
                 digest,
@@ -361,6 +369,7 @@ class Pipeline:
                 decision,
                 approval,
                 execution,
+                receipt,
             )
 
         if decision.action == "block":
@@ -370,7 +379,7 @@ class Pipeline:
         approval: Approval | None = None
         if decision.action == "review":
             approval = self._ask(approver, ReviewRequest(text, assessment, decision))
-            self._record("approval", {**base, **approval.to_dict()})
+            refs["approval"] = self._record("approval", {**base, **approval.to_dict()})
             if not approval.approved:
                 return finish(approval, None)
 
@@ -378,7 +387,7 @@ class Pipeline:
         assert limits is not None
         request = RunRequest(code=text, limits=limits, stdin=stdin)
         backend = self.backend
-        self._record(
+        refs["started"] = self._record(
             "execution.started",
             {
                 **base,
@@ -398,16 +407,17 @@ class Pipeline:
                 {**base, "error": str(exc), "after_s": round(time.monotonic() - started, 6)},
             )
             raise
-        result = finish(approval, execution)
         try:
-            self.audit.append("execution.finished", {**base, **_execution_summary(execution)})
+            refs["finished"] = self.audit.append(
+                "execution.finished", {**base, **_execution_summary(execution)}
+            )
         except AuditWriteError as exc:
             raise AuditUnavailableError(
                 f"the program ran but the audit log could not record its end ({exc}); "
                 "the result is attached to this error",
-                result=result,
+                result=finish(approval, execution),
             ) from exc
-        return result
+        return finish(approval, execution)
 
     def _needs_no_engine(self, level: str) -> bool:
         return self.policy.decisions.model_dump().get(level) == "block"

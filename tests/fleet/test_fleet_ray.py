@@ -155,8 +155,9 @@ def test_a_batch_spreads_over_the_nodes_in_order_under_the_cap(
         assert ids["a"].log_id != ids["b"].log_id and ids["a"].key_id != ids["b"].key_id
 
         programs = [f"import time\ntime.sleep(0.5)\nprint({i} * {i})\n" for i in range(8)]
-        out = fleet.map(programs, progress=False)
+        out = fleet.map(programs)
         peaks, stats = fleet.peak_in_flight(), fleet.node_stats()
+        assert capsys.readouterr().err == ""  # no bar: stderr is not a terminal
 
         gvisor = fleet.map(["print('hi')\n"] * 3, runtime="runsc", progress=True)
         bar = capsys.readouterr().err

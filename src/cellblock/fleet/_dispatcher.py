@@ -9,6 +9,7 @@ the dispatcher's log records.
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -115,6 +116,7 @@ class RayFleet(Dispatcher):
         self._key = load_private(key)
         self._log = AuditLog.open(Path(audit_dir), signing_key=key)
         self._nodes: dict[str, _Node] = {}
+        self._busy = threading.Lock()  # one batch at a time: placement state is not shared
         self._list_version = 0
         self.node_list: dict[str, Any] = {}
         try:
@@ -215,6 +217,18 @@ class RayFleet(Dispatcher):
         skip_assessment: bool = False,
         limits_override: Mapping[str, Any] | None = None,
         progress: bool | None = None,
+    ) -> list[FleetOutcome]:
+        with self._busy:
+            return self._map(codes, runtime, rerun_lost, skip_assessment, limits_override, progress)
+
+    def _map(
+        self,
+        codes: Sequence[str | bytes],
+        runtime: str | None,
+        rerun_lost: bool,
+        skip_assessment: bool,
+        limits_override: Mapping[str, Any] | None,
+        progress: bool | None,
     ) -> list[FleetOutcome]:
         codes = list(codes)
         needs = self._needs | ({runtime} if runtime else frozenset())

@@ -43,9 +43,7 @@ def rewrite_record(log_dir: Path, seq: int, change: dict[str, Any], *, rehash: b
         else:
             envelope = json.loads(line)
             envelope["record"] = rec
-            lines[i] = (
-                b'{"hash":"' + stored.encode() + b'","record":' + canonical(rec) + b"}\n"
-            )
+            lines[i] = b'{"hash":"' + stored.encode() + b'","record":' + canonical(rec) + b"}\n"
         path.write_bytes(b"".join(lines))
         return
     raise AssertionError(f"no record at seq {seq} in {path}")

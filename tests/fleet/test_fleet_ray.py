@@ -73,9 +73,7 @@ def cluster():  # type: ignore[no-untyped-def]
             "node_ip_address": LOOPBACK,
         },
     )
-    nodes = {
-        name: add_node(c, name) for name in ("a", "b")
-    }
+    nodes = {name: add_node(c, name) for name in ("a", "b")}
     ray.init(address=c.address, logging_level=logging.WARNING, log_to_driver=False)
     try:
         yield c, nodes
@@ -189,8 +187,9 @@ def test_a_batch_spreads_over_the_nodes_in_order_under_the_cap(
     b_receipt = next(p for p in receipts if p["node"] == "b")
     a_receipt = next(p for p in receipts if p["node"] == "a")
     shutil.copytree(env.log("a"), tmp_path / "a-clean")
-    rewrite_record(env.log("a"), a_receipt["receipt"]["finished"]["seq"], {"exit_code": 3},
-                   rehash=True)
+    rewrite_record(
+        env.log("a"), a_receipt["receipt"]["finished"]["seq"], {"exit_code": 3}, rehash=True
+    )
     report = env.verify(["a", "b"])
     assert not report.ok
     assert {(p.kind, p.node) for p in report.problems} >= {("node_log_failed", "a")}
@@ -204,9 +203,11 @@ def test_a_batch_spreads_over_the_nodes_in_order_under_the_cap(
     # node logs given under each other's names: each fails against the listed key
     swapped = env.verify([], node_logs={"a": env.log("b"), "b": env.log("a")})
     assert {p.node for p in swapped.problems if p.kind == "node_log_failed"} == {"a", "b"}
-    # a node's log left out
+    # a node's log left out, or given under a name the list does not have
     missing = env.verify([], node_logs={"a": env.log("a")})
     assert [(p.kind, p.node) for p in missing.problems] == [("node_log_missing", "b")]
+    stray = env.verify(["a", "b"], node_logs={"a": env.log("a"), "b": env.log("b"), "z": env.log("b")})
+    assert [(p.kind, p.node) for p in stray.problems] == [("unknown_node", "z")]
 
     # a node list edited after signing, or signed by someone else
     signed = json.loads(env.node_list.read_text())
@@ -236,7 +237,9 @@ def _running_on(client, pid: int) -> int:  # type: ignore[no-untyped-def]
     return len([c for c in managed_containers(client, pid) if c.get("State") == "running"])
 
 
-def _map_in_thread(fleet: RayFleet, programs: list[str], **kw: Any) -> tuple[threading.Thread, list[Any]]:
+def _map_in_thread(
+    fleet: RayFleet, programs: list[str], **kw: Any
+) -> tuple[threading.Thread, list[Any]]:
     box: list[Any] = []
     thread = threading.Thread(target=lambda: box.append(fleet.map(programs, progress=False, **kw)))
     thread.start()
@@ -247,9 +250,7 @@ def test_node_loss_is_named_never_silently_rerun_and_rerun_when_asked(
     cluster, tmp_path: Path, docker_client
 ) -> None:  # type: ignore[no-untyped-def]
     c, _ = cluster
-    extra = {
-        name: add_node(c, name) for name in ("c", "d")
-    }
+    extra = {name: add_node(c, name) for name in ("c", "d")}
     env = FleetEnv(tmp_path)
     sleeper = "import time\ntime.sleep(6)\nprint({i})\n"
     with env.fleet([env.spec("a", runtimes=("runc",)), env.spec("c"), env.spec("d")]) as fleet:

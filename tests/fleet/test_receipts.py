@@ -46,8 +46,10 @@ def node(tmp_path: Path):  # type: ignore[no-untyped-def]
     generate_keypair(key, pub)
     audit = tmp_path / "audit"
 
-    def make(decisions: str = "  none: allow\n  low: allow\n  medium: allow\n  high: allow\n"
-             "  critical: block") -> Path:
+    def make(
+        decisions: str = "  none: allow\n  low: allow\n  medium: allow\n  high: allow\n"
+        "  critical: block",
+    ) -> Path:
         path = tmp_path / "policy.yaml"
         path.write_text(policy_text(decisions, audit, key))
         return path
@@ -88,7 +90,9 @@ def test_a_run_carries_a_receipt_that_checks_out(node, docker_client) -> None:  
 
 def test_blocked_and_refused_runs_have_the_records_that_exist(node, docker_client) -> None:  # type: ignore[no-untyped-def]
     make, audit, pub = node
-    policy = make("  none: review\n  low: review\n  medium: review\n  high: block\n  critical: block")
+    policy = make(
+        "  none: review\n  low: review\n  medium: review\n  high: block\n  critical: block"
+    )
     with Pipeline(policy, use_pool=False) as p:
         refused = p.execute("print(1)", approver=lambda _req: Approval(False, by="alice"))
         blocked = p.execute("import os\nos.system('id')\nexec(input())\n")

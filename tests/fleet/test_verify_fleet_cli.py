@@ -29,7 +29,14 @@ def run(capsys, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-
 def test_bad_node_log_argument(dispatcher, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     d, pub = dispatcher
     (tmp_path / "nodes.json").write_text("{}")
-    base = ["--audit-dir", str(d), "--trust-root", str(pub), "--node-list", str(tmp_path / "nodes.json")]
+    base = [
+        "--audit-dir",
+        str(d),
+        "--trust-root",
+        str(pub),
+        "--node-list",
+        str(tmp_path / "nodes.json"),
+    ]
     code, out, err = run(capsys, *base, "--node-log", "just-a-dir")
     assert code == 2 and "NAME=DIR" in err and "Traceback" not in err
     code, out, err = run(capsys, *base, "--node-log", "a", "--json")
@@ -50,8 +57,14 @@ def test_a_node_list_that_is_not_one_is_a_problem(dispatcher, tmp_path: Path, ca
     d, pub = dispatcher
     (tmp_path / "nodes.json").write_text(json.dumps({"kind": "something else"}))
     code, out, err = run(
-        capsys, "--audit-dir", str(d), "--trust-root", str(pub),
-        "--node-list", str(tmp_path / "nodes.json"), "--json",
+        capsys,
+        "--audit-dir",
+        str(d),
+        "--trust-root",
+        str(pub),
+        "--node-list",
+        str(tmp_path / "nodes.json"),
+        "--json",
     )
     assert code == 1
     assert [p["kind"] for p in json.loads(out)["problems"]] == ["node_list_invalid"]
@@ -62,7 +75,12 @@ def test_no_dispatcher_log(tmp_path: Path, capsys) -> None:  # type: ignore[no-u
     generate_keypair(key, pub)
     (tmp_path / "nodes.json").write_text("{}")
     code, out, err = run(
-        capsys, "--audit-dir", str(tmp_path / "none"), "--trust-root", str(pub),
-        "--node-list", str(tmp_path / "nodes.json"),
+        capsys,
+        "--audit-dir",
+        str(tmp_path / "none"),
+        "--trust-root",
+        str(pub),
+        "--node-list",
+        str(tmp_path / "nodes.json"),
     )
     assert code == 2 and "does not exist" in err and "Traceback" not in err

@@ -163,6 +163,15 @@ def verify_fleet(
             )
         wanted.setdefault(str(node), []).append((rec, receipt))
 
+    if listed:
+        for name in sorted(set(node_logs) - set(listed)):
+            problems.append(
+                FleetProblem(
+                    "unknown_node",
+                    f"a log was given for node {name!r}, which is not in the node list",
+                    node=name,
+                )
+            )
     node_reports: dict[str, Any] = {}
     for name in sorted(set(wanted) | (set(node_logs) & set(listed))):
         directory = node_logs.get(name)

@@ -22,6 +22,7 @@ import pytest
 
 from cellblock.audit import AuditLog, generate_keypair
 from cellblock.fleet import (
+    FleetUnavailableError,
     NoCapableNodeError,
     NodeLostError,
     NodeSpec,
@@ -206,7 +207,9 @@ def test_a_batch_spreads_over_the_nodes_in_order_under_the_cap(
     # a node's log left out, or given under a name the list does not have
     missing = env.verify([], node_logs={"a": env.log("a")})
     assert [(p.kind, p.node) for p in missing.problems] == [("node_log_missing", "b")]
-    stray = env.verify(["a", "b"], node_logs={"a": env.log("a"), "b": env.log("b"), "z": env.log("b")})
+    stray = env.verify(
+        ["a", "b"], node_logs={"a": env.log("a"), "b": env.log("b"), "z": env.log("b")}
+    )
     assert [(p.kind, p.node) for p in stray.problems] == [("unknown_node", "z")]
 
     # a node list edited after signing, or signed by someone else
@@ -299,3 +302,22 @@ def test_node_loss_is_named_never_silently_rerun_and_rerun_when_asked(
     report = env.verify(["a", "c", "d"])
     assert report.ok, report.problems
     assert report.receipts == 8  # 4 of batch 1 and 4 of batch 2
+
+
+def test_a_node_that_cannot_start_is_named_with_the_reason(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = FleetEnv(tmp_path)
+    good = env.spec("a")
+    bad = NodeSpec(
+        "b",
+        resources={"cbtest_b": 0.01},
+        audit_dir=str(env.log("b")),
+        signing_key=str(tmp_path / "no-such.key"),
+    )
+    with pytest.raises(FleetUnavailableError) as info:
+        env.fleet([good, bad])
+    message = str(info.value)
+    assert message.startswith("node b did not start: ")
+    assert "no-such.key" in message and "Traceback" not in message
+    assert "\n" not in message
+    # nothing was left running: the good node's actor was killed and its log closed
+    assert not [a for a in ray.util.list_named_actors() if a.startswith("cellblock-node-")]

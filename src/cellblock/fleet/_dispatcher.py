@@ -179,6 +179,8 @@ class RayFleet(Dispatcher):
                 raise FleetUnavailableError(
                     f"node {spec.name} did not start: {_short(exc)}"
                 ) from None
+            if "error" in info:
+                raise FleetUnavailableError(f"node {spec.name} did not start: {info['error']}")
             identity = NodeIdentity(**{**info, "runtimes": tuple(info["runtimes"])})
             self._nodes[spec.name] = _Node(spec, actor, identity, node_cap)
         self._publish_node_list()

@@ -7,6 +7,7 @@ key and log stay there). Everything it returns is plain data or a PipelineResult
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -64,6 +65,31 @@ class NodeServer:
         offer: tuple[str, ...] | None = None,
     ) -> None:
         self.name = name
+        self._count = threading.Lock()
+        self._active = 0
+        self._peak = 0
+        self._done = 0
+        self._log: AuditLog | None = None
+        self._pipeline: Pipeline | None = None
+        # A failed start is kept as one sentence for identity() to report: an exception here
+        # would reach the dispatcher as Ray's wrapper with the reason buried in a traceback.
+        self._failed: str | None = None
+        try:
+            self._setup(policy, audit_dir, signing_key, use_pool, warm, joined, offer)
+        except (CellblockError, OSError) as exc:
+            self._failed = str(exc)
+            self._close_quietly()
+
+    def _setup(
+        self,
+        policy: Policy | LoadedPolicy | str | None,
+        audit_dir: str | None,
+        signing_key: str | None,
+        use_pool: bool | None,
+        warm: bool,
+        joined: Mapping[str, Any] | None,
+        offer: tuple[str, ...] | None,
+    ) -> None:
         loaded = policy if isinstance(policy, Policy | LoadedPolicy) else load_policy(policy)
         settings = (loaded.policy if isinstance(loaded, LoadedPolicy) else loaded).audit
         directory = Path(audit_dir) if audit_dir else settings.resolve_directory()
@@ -77,22 +103,26 @@ class NodeServer:
             )
         except AuditWriteError as exc:
             raise AuditUnavailableError(
-                f"node {name}: the audit log at {directory} cannot record ({exc})"
+                f"the audit log at {directory} cannot record ({exc})"
             ) from exc
         self._public = raw_public(load_private(key).public_key()).hex()
-        self.pipeline = Pipeline(loaded, audit_log=self._log, use_pool=use_pool)
+        self._pipeline = Pipeline(loaded, audit_log=self._log, use_pool=use_pool)
         # the node's own log says which fleet it served, under which name
-        self._log.append("fleet.node.joined", {"node": name, **dict(joined or {})})
-        engine = self.pipeline.backend.runtimes()
+        self._log.append("fleet.node.joined", {"node": self.name, **dict(joined or {})})
+        engine = self._pipeline.backend.runtimes()
         self._runtimes = tuple(sorted(engine if offer is None else engine & set(offer)))
         if warm:
-            self.pipeline.warm()
-        self._count = threading.Lock()
-        self._active = 0
-        self._peak = 0
-        self._done = 0
+            self._pipeline.warm()
+
+    @property
+    def pipeline(self) -> Pipeline:
+        assert self._pipeline is not None, "the node did not start"
+        return self._pipeline
 
     def identity(self) -> dict[str, Any]:
+        """Who this node is, or ``{"error": why}`` when it could not start."""
+        if self._failed is not None or self._log is None:
+            return {"error": self._failed or "the node did not start"}
         try:
             import ray
 
@@ -116,6 +146,8 @@ class NodeServer:
             self._active += 1
             self._peak = max(self._peak, self._active)
         try:
+            if self._pipeline is None:
+                return NodeFailure("FleetUnavailableError", f"node {self.name} did not start", 69)
             needs = frozenset(options.get("needs", ()))
             missing = needs - set(self._runtimes)
             if missing:  # the dispatcher never sends these; refuse rather than run with less
@@ -145,6 +177,12 @@ class NodeServer:
 
     def close(self) -> None:
         try:
-            self.pipeline.close()
+            if self._pipeline is not None:
+                self._pipeline.close()
         finally:
-            self._log.close()
+            if self._log is not None:
+                self._log.close()
+
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(CellblockError, OSError):
+            self.close()

@@ -90,23 +90,6 @@ def main() -> int:
     policy.write_text(POLICY.format(runtime=args.runtime, pool=args.concurrency))
     for name in ("dispatcher", "node", "direct"):
         generate_keypair(root / f"{name}.key", root / f"{name}.pub")
-    store = 80 * 1024 * 1024
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 0,
-            "include_dashboard": False,
-            "object_store_memory": store,
-            "node_ip_address": "127.0.0.1",
-        },
-    )
-    cluster.add_node(
-        num_cpus=0,
-        resources={"cbbench": 1},
-        object_store_memory=store,
-        node_ip_address="127.0.0.1",
-    )
-    ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
     rows = []
     throughput: dict[str, list[float]] = {"direct": [], "fleet": []}
     latency: dict[str, list[float]] = {
@@ -115,7 +98,25 @@ def main() -> int:
         "ray_round_trip": [],
         "dispatcher_record": [],
     }
+    cluster = None
     try:
+        store = 80 * 1024 * 1024
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 0,
+                "include_dashboard": False,
+                "object_store_memory": store,
+                "node_ip_address": "127.0.0.1",
+            },
+        )
+        cluster.add_node(
+            num_cpus=0,
+            resources={"cbbench": 1},
+            object_store_memory=store,
+            node_ip_address="127.0.0.1",
+        )
+        ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
         spec = NodeSpec(
             "n1",
             resources={"cbbench": 0.01},
@@ -177,7 +178,9 @@ def main() -> int:
         )
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
 
     print(table(["round", "side", "programs", "wall s", "programs/s"], rows))
     direct_rate = statistics.fmean(throughput["direct"])
@@ -223,7 +226,6 @@ def main() -> int:
             "verdicts": verdicts,
         },
     )
-    shutil.rmtree(root, ignore_errors=True)
     return 0 if report.ok else 1
 
 

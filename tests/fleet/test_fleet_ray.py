@@ -65,22 +65,24 @@ def cluster():  # type: ignore[no-untyped-def]
     tmp = Path(tempfile.mkdtemp(prefix="cbray", dir="/tmp"))
     saved = os.environ.get("RAY_TMPDIR")
     os.environ["RAY_TMPDIR"] = str(tmp)
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 0,
-            "include_dashboard": False,
-            "object_store_memory": STORE,
-            "node_ip_address": LOOPBACK,
-        },
-    )
-    nodes = {name: add_node(c, name) for name in ("a", "b")}
-    ray.init(address=c.address, logging_level=logging.WARNING, log_to_driver=False)
+    c = None
     try:
+        c = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 0,
+                "include_dashboard": False,
+                "object_store_memory": STORE,
+                "node_ip_address": LOOPBACK,
+            },
+        )
+        nodes = {name: add_node(c, name) for name in ("a", "b")}
+        ray.init(address=c.address, logging_level=logging.WARNING, log_to_driver=False)
         yield c, nodes
     finally:
         ray.shutdown()
-        c.shutdown()
+        if c is not None:
+            c.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
         if saved is None:
             os.environ.pop("RAY_TMPDIR", None)
@@ -152,6 +154,8 @@ def test_a_batch_spreads_over_the_nodes_in_order_under_the_cap(
         ids = {n.name: n for n in fleet.nodes()}
         assert ids["a"].runtimes == ("runc",) and "runsc" in ids["b"].runtimes
         assert ids["a"].log_id != ids["b"].log_id and ids["a"].key_id != ids["b"].key_id
+        # Ray starts workers at nice 15; the nodes ask for 0 (the tests run as root, so they get it)
+        assert {n.niceness for n in ids.values()} == ({0} if os.geteuid() == 0 else {15})
 
         programs = [f"import time\ntime.sleep(0.5)\nprint({i} * {i})\n" for i in range(8)]
         out = fleet.map(programs)

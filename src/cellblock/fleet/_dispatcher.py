@@ -168,6 +168,7 @@ class RayFleet(Dispatcher):
                 warm=warm,
                 joined=joined,
                 offer=spec.runtimes,
+                niceness=spec.niceness,
             )
             started.append((spec, actor, node_cap))
             # registered before it answers, so that a failed start still kills it
@@ -454,7 +455,7 @@ class RayFleet(Dispatcher):
             self.close()
 
 
-_UNKNOWN = NodeIdentity("", "", "", "", (), "", 0, "")
+_UNKNOWN = NodeIdentity("", "", "", "", (), "", 0, "")  # a node that has not answered yet
 
 
 def _short(exc: BaseException) -> str:

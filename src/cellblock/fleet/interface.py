@@ -73,6 +73,9 @@ class NodeSpec:
     max_in_flight: int | None = None  # None: the fleet's per-node cap
     # the runtimes this node offers the fleet (a subset of its engine's); None: all it has
     runtimes: tuple[str, ...] | None = None
+    # the node process's nice value: Ray starts workers at 15, which starves the node's own work
+    # (assessment, the pool's refills) on a busy machine; None keeps Ray's
+    niceness: int | None = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class NodeIdentity:
     host: str
     pid: int
     ray_node_id: str
+    niceness: int = 0  # the node process's nice value, as it runs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +102,7 @@ class NodeIdentity:
             "host": self.host,
             "pid": self.pid,
             "ray_node_id": self.ray_node_id,
+            "niceness": self.niceness,
         }
 
 

@@ -27,7 +27,7 @@ from cellblock.packages import (
 from cellblock.policy import Policy
 from cellblock.sandbox.interface import WheelPayload
 
-Record = Callable[[str, Mapping[str, Any]], None]
+Record = Callable[[str, Mapping[str, Any]], object]  # what it returns is not used here
 
 
 class BinaryWheelError(ResolutionError):

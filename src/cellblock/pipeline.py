@@ -25,6 +25,8 @@ from cellblock.audit import (
     AuditLog,
     AuditWriteError,
     DirectoryWitness,
+    Receipt,
+    RecordRef,
     default_private_key,
     default_public_key,
     ensure_keypair,
@@ -88,6 +90,8 @@ class PipelineResult:
     execution: ExecutionResult | None
     image: str = "base"  # the image profile the program ran (or would have run) on
     packages: PackageVerdict | None = None  # the per-run packages' resolution, scan and verdict
+    # where the run was recorded (see cellblock.audit.Receipt); None only when built by hand
+    receipt: Receipt | None = None
 
     @property
     def status(self) -> str:
@@ -139,6 +143,7 @@ class PipelineResult:
         data["approval"] = None if self.approval is None else self.approval.to_dict()
         data["image"] = self.image
         data["packages"] = None if self.packages is None else self.packages.to_dict()
+        data["receipt"] = None if self.receipt is None else self.receipt.to_dict()
         return data
 
 
@@ -309,14 +314,15 @@ class Pipeline:
             seccomp=h.seccomp,
         )
 
-    def _record(self, type_: str, payload: Mapping[str, Any]) -> None:
+    def _record(self, type_: str, payload: Mapping[str, Any]) -> RecordRef | None:
         try:
-            self.audit.append(type_, payload)
+            return self.audit.append(type_, payload)
         except AuditWriteError as exc:
             if self.policy.audit.required:
                 raise AuditUnavailableError(
                     f"the audit log cannot record '{type_}' ({exc}); no code was run"
                 ) from exc
+            return None
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -433,7 +439,8 @@ class Pipeline:
                 assessment = recheck_dependencies(
                     assessment, modules_for(self.policy, run_image)
                 )
-        self._record(
+        refs: dict[str, RecordRef | None] = {}  # the run's records, for its receipt
+        refs["decision"] = self._record(
             "decision",
             {
                 **base,
@@ -453,6 +460,7 @@ class Pipeline:
         package_verdict: PackageVerdict | None = None
 
         def finish(approval: Approval | None, execution: ExecutionResult | None) -> PipelineResult:
+            receipt = Receipt(self.audit.log_id, self.audit.key_id, run_id, digest, **refs)
             return PipelineResult(
                 run_id,
                 digest,
@@ -464,6 +472,7 @@ class Pipeline:
                 execution,
                 run_image,
                 package_verdict,
+                receipt,
             )
 
         if decision.action == "block":
@@ -484,7 +493,7 @@ class Pipeline:
         ):
             request_ = ReviewRequest(text, assessment, decision, package_verdict)
             approval = self._ask(approver, request_)
-            self._record("approval", {**base, **approval.to_dict()})
+            refs["approval"] = self._record("approval", {**base, **approval.to_dict()})
             if not approval.approved:
                 return finish(approval, None)
 
@@ -493,7 +502,7 @@ class Pipeline:
         request = RunRequest(code=text, limits=limits, stdin=stdin, wheels=wheels)
         target = self._runner_for(run_image)
         backend = self.backend if run_image == "base" else self._backend_for(run_image)
-        self._record(
+        refs["started"] = self._record(
             "execution.started",
             {
                 **base,
@@ -513,19 +522,20 @@ class Pipeline:
                 {**base, "error": str(exc), "after_s": round(time.monotonic() - started, 6)},
             )
             raise
-        result = finish(approval, execution)
         try:
             # allowlist runs: every connection attempt the egress proxy saw, under the run's id
             for connection in (execution.network or {}).get("connections", []):
                 self.audit.append("network.connection", {**base, **connection})
-            self.audit.append("execution.finished", {**base, **_execution_summary(execution)})
+            refs["finished"] = self.audit.append(
+                "execution.finished", {**base, **_execution_summary(execution)}
+            )
         except AuditWriteError as exc:
             raise AuditUnavailableError(
                 f"the program ran but the audit log could not record its end ({exc}); "
                 "the result is attached to this error",
-                result=result,
+                result=finish(approval, execution),
             ) from exc
-        return result
+        return finish(approval, execution)
 
     def _packages(self) -> PackagesStep:
         if self._packages_step is None:

@@ -76,7 +76,7 @@ def rates() -> dict[str, dict[str, float | int]]:
             if "/dangerous/" in name:
                 n_d += 1
                 det += lv >= Level.MEDIUM
-            else:
+            elif "/benign/" in name:  # review samples are medium by design
                 n_b += 1
                 fp += lv >= Level.MEDIUM
         out[tool] = {"detection": round(det / n_d, 4), "detected": det, "dangerous": n_d,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +95,49 @@ def _private_audit_dirs(tmp_path_factory):  # type: ignore[no-untyped-def]
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def data_image(docker_client):  # type: ignore[no-untyped-def]
+    """The `data` image profile, built once when absent (a file lock keeps xdist workers from
+    building it twice; CI builds it in an earlier step and every later step reuses it)."""
+    import fcntl
+    import tempfile
+
+    from cellblock.sandbox.profiles import DATA, build_profile_image, inspect_profile_image
+
+    info = inspect_profile_image(docker_client, DATA)
+    if not (info.present and info.current):
+        lock = Path(tempfile.gettempdir()) / "cellblock-data-image.lock"
+        with lock.open("w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            info = build_profile_image(docker_client, DATA, progress=None)
+    return info
+
+
+@pytest.fixture(scope="session")
+def data_backend(docker_client, data_image) -> Iterator[Backend]:  # type: ignore[no-untyped-def]
+    from cellblock.sandbox.docker import DockerBackend
+
+    yield DockerBackend(client=docker_client, image=data_image.tag)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def dead_index_env(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An environment whose pip points at a closed loopback port (the index is unreachable)."""
+    env = dict(os.environ)
+    env["PIP_INDEX_URL"] = f"http://127.0.0.1:{closed_port}/simple"
+    env.pop("PIP_EXTRA_INDEX_URL", None)
+    env["PIP_FIND_LINKS"] = ""
+    return env
+
+

@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cellblock.audit import _cli as audit_cli
     from cellblock.policy import _cli as policy_cli
     from cellblock.sandbox import _cli as sandbox_cli
+    from cellblock.service import _cli as service_cli
     from cellblock.session import _cli as session_cli
 
     parser = CliParser(
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     assess_cli.register(sub)
     audit_cli.register(sub)
     policy_cli.register(sub)
+    service_cli.register(sub)
     session_cli.register(sub)
     return parser
 

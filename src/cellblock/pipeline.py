@@ -13,28 +13,33 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from cellblock._packages_step import PackagesStep
 from cellblock.assess import AssessConfig, Assessment, Level, assess
 from cellblock.audit import (
     AuditLog,
     AuditWriteError,
     DirectoryWitness,
+    Receipt,
+    RecordRef,
     default_private_key,
     default_public_key,
     ensure_keypair,
 )
 from cellblock.errors import CellblockError
+from cellblock.network.interface import NetworkError
+from cellblock.packages import PackageVerdict
 from cellblock.policy import Decision, LoadedPolicy, Policy, PolicyError, load_policy
 from cellblock.sandbox import ExecutionResult, Limits, Pool, RunRequest, SandboxError
 from cellblock.sandbox._sandbox import decode_source, default_backend
 from cellblock.sandbox.files import FileCaps, FileSpec, collect_patterns, input_files
 from cellblock.sandbox.image import Progress
-from cellblock.sandbox.interface import Backend
+from cellblock.sandbox.interface import Backend, WheelPayload
 
 if TYPE_CHECKING:
     from cellblock.session import Session
@@ -69,6 +74,7 @@ class ReviewRequest:
     code: str
     assessment: Assessment | None
     decision: Decision
+    packages: PackageVerdict | None = None  # per-run packages, when a verdict asked for review
 
 
 Approver = Callable[[ReviewRequest], "Approval | bool"]
@@ -86,6 +92,10 @@ class PipelineResult:
     decision: Decision
     approval: Approval | None
     execution: ExecutionResult | None
+    image: str = "base"  # the image profile the program ran (or would have run) on
+    packages: PackageVerdict | None = None  # the per-run packages' resolution, scan and verdict
+    # where the run was recorded (see cellblock.audit.Receipt); None only when built by hand
+    receipt: Receipt | None = None
 
     @property
     def status(self) -> str:
@@ -137,6 +147,9 @@ class PipelineResult:
             "level": self.decision.level,
         }
         data["approval"] = None if self.approval is None else self.approval.to_dict()
+        data["image"] = self.image
+        data["packages"] = None if self.packages is None else self.packages.to_dict()
+        data["receipt"] = None if self.receipt is None else self.receipt.to_dict()
         return data
 
 
@@ -170,6 +183,7 @@ class Pipeline:
         progress: Progress | None = None,
         env: Mapping[str, str] | None = None,
         use_pool: bool | None = None,
+        wheelhouse: Path | None = None,
     ) -> None:
         if isinstance(policy, LoadedPolicy):
             self.loaded: LoadedPolicy | None = policy
@@ -183,6 +197,11 @@ class Pipeline:
         self._owns_backend = backend is None
         self._progress = progress
         self._pool: Pool | None = None
+        # image profile name -> backend and pool for images other than the policy's default
+        self._image_backends: dict[str, Backend] = {}
+        self._image_pools: dict[str, Pool] = {}
+        self._wheelhouse = wheelhouse
+        self._packages_step: PackagesStep | None = None
         # None follows the policy; a one-shot caller (the CLI) passes False: a pool only pays
         # off when the same pipeline runs many programs
         self._use_pool = use_pool
@@ -237,12 +256,61 @@ class Pipeline:
                 )
             return self._pool
 
-    def warm(self) -> None:
-        """Start the pool for the policy's open profile (when the policy enables a pool)."""
+    def _backend_for(self, image: str) -> Backend:
+        """The backend for an image profile (``base``: the pipeline's own), built on demand."""
+        if image == "base":
+            return self.backend
+        base = self.backend
+        with self._lock:
+            if image not in self._image_backends:
+                from cellblock._images import profile_of
+                from cellblock.sandbox.docker import DockerBackend
+                from cellblock.sandbox.profiles import (
+                    build_profile_image,
+                    inspect_profile_image,
+                    profile_tag,
+                )
+
+                client = getattr(base, "client", None)
+                if client is None:
+                    raise PolicyError(f"the {base.name} backend cannot run the {image} image")
+                profile = profile_of(self.policy, image)
+                info = inspect_profile_image(client, profile)
+                if not (info.present and info.current):
+                    build_profile_image(client, profile, progress=self._progress)
+                self._image_backends[image] = DockerBackend(
+                    client=client, image=profile_tag(profile)
+                )
+            return self._image_backends[image]
+
+    def _runner_for(self, image: str) -> Backend | Pool:
+        """Where a run on ``image`` goes: the image's pool when pooling is on, else its backend."""
+        if image == "base":
+            pool = self._pool_for()
+            return pool if pool is not None else self.backend
+        backend = self._backend_for(image)
+        enabled = self.policy.pool.enabled if self._use_pool is None else self._use_pool
+        if not enabled or self.policy.pool.size < 1:
+            return backend
+        with self._lock:
+            if image not in self._image_pools:
+                settings = self.policy.pool
+                self._image_pools[image] = Pool(
+                    backend, size=settings.size, idle_timeout_s=settings.idle_timeout
+                )
+            return self._image_pools[image]
+
+    def warm(self, image: str | None = None) -> None:
+        """Start the pool for the policy's open profile (when the policy enables a pool), on
+        ``image`` or the profile's own image."""
         decision = self.policy.decide("none", runtimes=self.backend.runtimes())
-        pool = self._pool_for()
-        if pool is not None and decision.limits is not None:
-            pool.warm(self._harden(decision.limits), wait=True)
+        if decision.profile is None or decision.limits is None:
+            return
+        from cellblock._images import chosen_image
+
+        target = self._runner_for(chosen_image(self.policy, decision.profile, image))
+        if isinstance(target, Pool):
+            target.warm(self._harden(decision.limits), wait=True)
 
     def _harden(self, limits: Limits) -> Limits:
         h = self.policy.hardening
@@ -252,14 +320,15 @@ class Pipeline:
             seccomp=h.seccomp,
         )
 
-    def _record(self, type_: str, payload: Mapping[str, Any]) -> None:
+    def _record(self, type_: str, payload: Mapping[str, Any]) -> RecordRef | None:
         try:
-            self.audit.append(type_, payload)
+            return self.audit.append(type_, payload)
         except AuditWriteError as exc:
             if self.policy.audit.required:
                 raise AuditUnavailableError(
                     f"the audit log cannot record '{type_}' ({exc}); no code was run"
                 ) from exc
+            return None
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -275,19 +344,38 @@ class Pipeline:
         files: FileSpec | None = None,
         collect: Iterable[str] | str | None = None,
         file_caps: FileCaps | None = None,
+        image: str | None = None,
+        packages: Sequence[str] | None = None,
+        package_hashes: Mapping[str, set[str]] | None = None,
+        caller: Mapping[str, Any] | None = None,
     ) -> PipelineResult:
         """Assess, decide, ask for approval when needed, run, and record every step.
 
-        ``files`` go into the working directory before the program runs; files matching
-        ``collect`` come back as ``execution.artifacts`` (see :meth:`Sandbox.run`)."""
+        ``image`` picks an image profile (``base``, ``data``, or one the policy declares) among
+        those the decided profile permits; ``None`` runs on the profile's own image.
+        ``packages`` are requirement specifiers (``tabulate==0.10.0``) resolved on the host,
+        scanned and checked against the decided profile's ``packages:`` rules, then sent to the
+        sandbox (networking stays off); ``package_hashes`` pins names to sha256 digests. A
+        refused package raises a :class:`~cellblock.packages.PackageError` and nothing runs.
+        ``caller`` (who asked, e.g. a service token's id, never a secret) goes into every
+        audit record of this run. ``files`` go into the working directory before the program
+        runs; files matching ``collect`` come back as ``execution.artifacts``.
+        """
         caps = file_caps or FileCaps()
         inputs = input_files(files, caps)  # bad names or caps fail before anything is recorded
         patterns = collect_patterns(collect)
+        from cellblock._images import chosen_image, modules_for, provisional_image
+
+        if image is not None:
+            modules_for(self.policy, image)  # an unknown name is an error before anything runs
+        assumed_image = provisional_image(self.policy, image)
         text = decode_source(code)
         raw = text.encode("utf-8", "surrogateescape")
         run_id = uuid.uuid4().hex
         digest = _sha256(raw)
-        base = {"run_id": run_id, "code_sha256": digest}
+        base: dict[str, Any] = {"run_id": run_id, "code_sha256": digest}
+        if caller is not None:
+            base["caller"] = dict(caller)
         policy_name = self.policy.name
         policy_digest = self._policy_digest
         if not self._announced:
@@ -324,7 +412,12 @@ class Pipeline:
                     "category_levels": dict(self.policy.assessment.category_levels),
                 }
             )
-            assessment = assess(raw, config=config, deep=deep)
+            assessment = assess(
+                raw,
+                config=config,
+                deep=deep,
+                available_modules=modules_for(self.policy, assumed_image),
+            )
             self._record(
                 "assessment",
                 {
@@ -350,7 +443,17 @@ class Pipeline:
                 # the caller may only tighten what the policy allows
                 limits = limits.tighten(limits.replace(**dict(limits_override)))
             decision = dataclasses.replace(decision, limits=limits)
-        self._record(
+        run_image = assumed_image
+        if decision.profile is not None:
+            run_image = chosen_image(self.policy, decision.profile, image)
+            if assessment is not None and run_image != assumed_image:
+                from cellblock._images import recheck_dependencies
+
+                assessment = recheck_dependencies(
+                    assessment, modules_for(self.policy, run_image)
+                )
+        refs: dict[str, RecordRef | None] = {}  # the run's records, for its receipt
+        refs["decision"] = self._record(
             "decision",
             {
                 **base,
@@ -361,12 +464,16 @@ class Pipeline:
                 "limits": None if limits is None else limits.to_dict(),
                 "policy": policy_name,
                 "policy_digest": policy_digest,
+                "image": run_image,
                 "loosenings": self._policy_loosenings
                 + ([] if limits is None else [f"limits.{name}" for name in limits.loosenings()]),
             },
         )
 
+        package_verdict: PackageVerdict | None = None
+
         def finish(approval: Approval | None, execution: ExecutionResult | None) -> PipelineResult:
+            receipt = Receipt(self.audit.log_id, self.audit.key_id, run_id, digest, **refs)
             return PipelineResult(
                 run_id,
                 digest,
@@ -376,16 +483,30 @@ class Pipeline:
                 decision,
                 approval,
                 execution,
+                run_image,
+                package_verdict,
+                receipt,
             )
 
         if decision.action == "block":
             return finish(None, None)
 
-        # 3. review
+        # 2b. per-run packages, under the decided profile's rules
+        wheels: tuple[WheelPayload, ...] = ()
+        if packages:
+            assert decision.profile is not None
+            package_verdict, wheels = self._packages().prepare(
+                self.policy, decision.profile, list(packages), package_hashes, base, self._record
+            )
+
+        # 3. review (also when a package finding asks for it)
         approval: Approval | None = None
-        if decision.action == "review":
-            approval = self._ask(approver, ReviewRequest(text, assessment, decision))
-            self._record("approval", {**base, **approval.to_dict()})
+        if decision.action == "review" or (
+            package_verdict is not None and package_verdict.action == "review"
+        ):
+            request_ = ReviewRequest(text, assessment, decision, package_verdict)
+            approval = self._ask(approver, request_)
+            refs["approval"] = self._record("approval", {**base, **approval.to_dict()})
             if not approval.approved:
                 return finish(approval, None)
 
@@ -395,18 +516,21 @@ class Pipeline:
             code=text,
             limits=limits,
             stdin=stdin,
+            wheels=wheels,
             files=inputs,
             collect=patterns,
             file_caps=caps,
         )
-        backend = self.backend
-        self._record(
+        target = self._runner_for(run_image)
+        backend = self.backend if run_image == "base" else self._backend_for(run_image)
+        refs["started"] = self._record(
             "execution.started",
             {
                 **base,
                 "limits": limits.to_dict(),
                 "runtime": limits.runtime,
                 "backend": backend.name,
+                "image": run_image,
                 "stdin_sha256": _sha256(stdin or b""),
                 **({"files_in": [f.summary() for f in inputs]} if inputs else {}),
                 **({"collect": list(patterns)} if patterns else {}),
@@ -414,24 +538,32 @@ class Pipeline:
         )  # durable: on disk before any container exists
         started = time.monotonic()
         try:
-            pool = self._pool_for()
-            execution = pool.run(request) if pool is not None else backend.run(request)
-        except SandboxError as exc:
+            execution = target.run(request)
+        except (SandboxError, NetworkError) as exc:
             self._record(
                 "execution.failed",
                 {**base, "error": str(exc), "after_s": round(time.monotonic() - started, 6)},
             )
             raise
-        result = finish(approval, execution)
         try:
-            self.audit.append("execution.finished", {**base, **_execution_summary(execution)})
+            # allowlist runs: every connection attempt the egress proxy saw, under the run's id
+            for connection in (execution.network or {}).get("connections", []):
+                self.audit.append("network.connection", {**base, **connection})
+            refs["finished"] = self.audit.append(
+                "execution.finished", {**base, **_execution_summary(execution)}
+            )
         except AuditWriteError as exc:
             raise AuditUnavailableError(
                 f"the program ran but the audit log could not record its end ({exc}); "
                 "the result is attached to this error",
-                result=result,
+                result=finish(approval, execution),
             ) from exc
-        return result
+        return finish(approval, execution)
+
+    def _packages(self) -> PackagesStep:
+        if self._packages_step is None:
+            self._packages_step = PackagesStep(wheelhouse=self._wheelhouse)
+        return self._packages_step
 
     def session(self, **kwargs: Any) -> Session:
         """A :class:`~cellblock.session.Session` on this pipeline's policy, log and engine."""
@@ -456,6 +588,9 @@ class Pipeline:
     # -- lifetime ------------------------------------------------------------------------------
 
     def close(self) -> None:
+        for image_pool in self._image_pools.values():
+            image_pool.close()
+        # image backends share the pipeline backend's engine client, closed below
         if self._pool is not None:
             self._pool.close()
         if self._backend is not None and self._owns_backend:
@@ -508,6 +643,10 @@ def _execution_summary(r: ExecutionResult) -> dict[str, Any]:
         "container_id": r.container_id,
         "pooled": r.pooled,
         "error": r.error,
+        # the connections themselves are network.connection records
+        "network": None
+        if r.network is None
+        else {k: v for k, v in r.network.items() if k != "connections"},
         **({"files_out": [a.summary() for a in r.artifacts]} if r.artifacts else {}),
         **({"files_refused": [f.to_dict() for f in r.files_refused]} if r.files_refused else {}),
     }
@@ -524,14 +663,19 @@ def execute(
     audit_dir: Path | None = None,
     files: FileSpec | None = None,
     collect: Iterable[str] | str | None = None,
+    image: str | None = None,
+    packages: Sequence[str] | None = None,
+    wheelhouse: Path | None = None,
 ) -> PipelineResult:
     """One guarded run: assess, decide, approve, run and record. See :class:`Pipeline`."""
-    with Pipeline(policy, backend=backend, audit_dir=audit_dir) as pipeline:
-        return pipeline.execute(
+    with Pipeline(policy, backend=backend, audit_dir=audit_dir, wheelhouse=wheelhouse) as p:
+        return p.execute(
             code,
             stdin=stdin,
             approver=approver,
             skip_assessment=skip_assessment,
+            image=image,
+            packages=packages,
             files=files,
             collect=collect,
         )

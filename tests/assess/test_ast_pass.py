@@ -385,3 +385,11 @@ def test_pathological_input_is_bounded() -> None:
     assert top(f"x = {chain}") == Level.NONE
     nested = "x = " + "(" * 50 + "1" + ")" * 50
     assert top(nested) == Level.NONE
+
+
+@pytest.mark.parametrize("code", [
+    "for i in range(2 ** 70):\n    break",
+    "x = list(range(1, 2, 0)) if False else []",
+])
+def test_unfoldable_ranges_do_not_crash_the_pass(code: str) -> None:
+    run(code)  # used to raise OverflowError / ValueError: the analyzer failed closed at medium

@@ -1,8 +1,17 @@
-"""Detection and false-positive rates on the labelled corpus, with real Bandit and Semgrep."""
+"""Detection and false-positive rates on the labelled corpus, with real Bandit and Semgrep.
+
+Three kinds of sample: ``dangerous`` (must reach medium or above, and never fall below the level
+pinned in corpus_levels.json), ``benign`` (must stay below medium) and ``review`` (ordinary code
+that is medium by design, so the default policy asks a person: program-built ``eval``).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from cellblock.assess import CATEGORIES, Assessment, Level
+from cellblock.policy import load_preset
 
 try:  # tests/ may or may not be a package; support both import modes
     from .assess_corpus import Sample
@@ -27,6 +36,39 @@ def test_corpus_shape(corpus: list[Sample]) -> None:
                    "dynamic-code", "resource", "escape", "introspection", "environment"):
         assert needed in cats, needed
     assert not any(s.path.name.startswith("test_") for s in corpus)
+    review = [s for s in corpus if s.kind == "review"]
+    assert len(review) >= 6
+    assert {s.category for s in review} == {"dynamic-code"}
+    assert {s.kind for s in corpus} == {"dangerous", "benign", "review"}
+
+
+PINNED = json.loads((Path(__file__).parent / "corpus_levels.json").read_text())
+
+
+def test_no_dangerous_sample_falls_below_its_pinned_level(
+        corpus: list[Sample], sweep: dict[str, Assessment]) -> None:
+    # The levels every dangerous sample had when eval of program-built strings became medium
+    # (issue 9 point 16): no change to the assessment may lower one of them.
+    dangerous = {s.path.name: sweep[str(s.path)].level for s in corpus if s.kind == "dangerous"}
+    assert set(PINNED) <= set(dangerous), "a pinned sample is missing from the corpus"
+    lowered = {name: (str(dangerous[name]), want) for name, want in PINNED.items()
+               if dangerous[name] < Level.parse(want)}
+    assert lowered == {}
+
+
+def test_review_samples_are_medium_in_every_analyzer(
+        corpus: list[Sample], sweep: dict[str, Assessment]) -> None:
+    policy = load_preset("strict")  # the default
+    for s in corpus:
+        if s.kind != "review":
+            continue
+        a = sweep[str(s.path)]
+        assert a.level == Level.MEDIUM, (s.path.name, [(f.tool, f.rule_id, str(f.severity))
+                                                       for f in a.findings])
+        for tool in ("ast", "bandit", "semgrep"):
+            assert _tool_level(a, tool) == Level.MEDIUM, (s.path.name, tool)
+        assert "cb.dynamic-code.program-built" in {f.rule_id for f in a.findings}, s.path.name
+        assert policy.decide(a.level).action == "review", s.path.name
 
 
 def test_no_analyzer_errors_on_corpus(sweep: dict[str, Assessment]) -> None:

@@ -266,10 +266,7 @@ def test_privileged_and_dangerous_calls_are_refused(backend: Backend, runtime: s
     assert result.status is Status.OK, result.stderr
     outcome = json.loads(result.stdout)
     granted = {name for name, value in outcome.items() if value == "ok"}
-    if runtime == "runsc":
-        # gVisor serves io_uring and user namespaces in its own kernel; nothing reaches the host,
-        # but nothing privileged may be granted either
-        granted -= {"io_uring_setup", "unshare_user"}
+    # the same seccomp allow-list applies under gVisor (runsc registered with --oci-seccomp)
     assert granted == set(), outcome
     if runtime == "runc":
         for name in (

@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                       help="always run the deep path (Semgrep)")
     deep.add_argument("--no-deep", dest="deep", action="store_const", const=False,
                       help="never run the deep path")
+    p.add_argument("--image", metavar="NAME", default=None,
+                   help="image profile whose modules the dependency check assumes (base, data)")
     p.add_argument("--fail-on", type=_level_arg, default=Level.HIGH, metavar="LEVEL",
                    help="exit 1 when the level reaches LEVEL: low, medium, high or critical "
                    "(default: high)")
@@ -76,7 +78,14 @@ def _read(path: str) -> bytes:
 def run(args: argparse.Namespace) -> int:
     data = _read(args.file)
     name = "<stdin>" if args.file == "-" else args.file
-    result = assess(data, config=AssessConfig(), deep=args.deep, filename=name)
+    modules = None
+    if args.image:  # the dependency check for the image the code will run on
+        from cellblock.sandbox.profiles import find_profile, image_modules
+
+        modules = image_modules(find_profile(args.image))
+    result = assess(
+        data, config=AssessConfig(), deep=args.deep, filename=name, available_modules=modules
+    )
     if args.format == "json":
         print(result.to_json())
     elif args.format == "sarif":

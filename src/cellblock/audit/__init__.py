@@ -25,6 +25,13 @@ from cellblock.audit._errors import (
 from cellblock.audit._keys import ensure_keypair, generate_keypair, key_id, load_public
 from cellblock.audit._log import AuditLog, AuditRecordError
 from cellblock.audit._paths import default_audit_dir, default_private_key, default_public_key
+from cellblock.audit._receipts import (
+    Receipt,
+    ReceiptError,
+    ReceiptProblem,
+    ReceiptReport,
+    verify_receipt,
+)
 from cellblock.audit._verify import VerificationNotPossible, verify
 from cellblock.audit._witness import DirectoryWitness
 from cellblock.audit.interface import (
@@ -48,6 +55,10 @@ __all__ = [
     "LogCorruptedError",
     "Problem",
     "ProblemKind",
+    "Receipt",
+    "ReceiptError",
+    "ReceiptProblem",
+    "ReceiptReport",
     "RecordRef",
     "VerificationError",
     "VerificationNotPossible",
@@ -63,4 +74,5 @@ __all__ = [
     "key_id",
     "load_public",
     "verify",
+    "verify_receipt",
 ]

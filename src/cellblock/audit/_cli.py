@@ -1,4 +1,4 @@
-"""``cellblock audit``: keygen, verify, show, tail, export, rotate, prune, rotate-key."""
+"""``cellblock audit``: keygen, verify(-fleet), show, tail, export, rotate, prune, rotate-key."""
 
 from __future__ import annotations
 
@@ -52,6 +52,27 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     v.add_argument("--witness", type=Path, default=None, help="witness directory")
     v.add_argument("--json", action="store_true", help="print a machine-readable report")
     v.set_defaults(func=_verify)
+
+    vf = add(
+        "verify-fleet",
+        "verify a fleet: the dispatcher's log (--audit-dir), the signed node list, every node's "
+        "log, and that each receipt is in the right node's log (exit 0 intact, 1 problem, 2 error)",
+    )
+    vf.add_argument("--node-list", type=Path, required=True, help="the signed node list (JSON)")
+    vf.add_argument(
+        "--node-log",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a node's log directory (repeat for each node)",
+    )
+    vf.add_argument(
+        "--trust-root",
+        default=None,
+        help="the dispatcher's public key file or fingerprint (default: the default public key)",
+    )
+    vf.add_argument("--json", action="store_true", help="print a machine-readable report")
+    vf.set_defaults(func=_verify_fleet)
 
     s = add("show", "print records")
     s.add_argument("--type", default=None, help="only records of this type")
@@ -162,6 +183,42 @@ def _verify(args: argparse.Namespace) -> int:
         print(
             f"{report.directory}: {state}; {report.records} records, log {report.log_id}, "
             f"{len(report.segments)} segment(s), {len(report.pruned_segments)} pruned"
+        )
+    return 0 if report.ok else 1
+
+
+def _verify_fleet(args: argparse.Namespace) -> int:
+    from cellblock.fleet import verify_fleet  # the fleet builds on the audit log, not the reverse
+
+    def fail(message: str) -> int:
+        if args.json:
+            print(json.dumps({"ok": False, "error": message}))
+        else:
+            print(f"cellblock: error: verification could not run: {message}", file=sys.stderr)
+        return 2
+
+    logs: dict[str, Path] = {}
+    for item in args.node_log:
+        name, sep, directory = item.partition("=")
+        if not sep or not name or not directory:
+            return fail(f"--node-log takes NAME=DIR, got {item!r}")
+        logs[name] = Path(directory)
+    trust = args.trust_root if args.trust_root else default_public_key()
+    try:
+        report = verify_fleet(
+            _dir(args), trust_root=trust, node_list=args.node_list, node_logs=logs
+        )
+    except (VerificationNotPossible, AuditError, OSError) as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for prob in report.problems:
+            print(f"PROBLEM {prob}")
+        state = "intact" if report.ok else f"{len(report.problems)} problem(s)"
+        print(
+            f"fleet of {len(report.nodes)} node(s), dispatcher log {report.dispatcher_log_id}: "
+            f"{state}; {report.receipts} receipt(s) checked"
         )
     return 0 if report.ok else 1
 

@@ -14,13 +14,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 import platformdirs
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from cellblock.network.interface import DEFAULT_BUDGET_BYTES, DEFAULT_PORTS, Egress
 from cellblock.policy._units import (
     TIB,
     format_duration,
@@ -33,21 +34,29 @@ from cellblock.policy.errors import UnknownLevelError
 from cellblock.sandbox.errors import InvalidLimitsError
 from cellblock.sandbox.interface import GIB, KIB, MIB, Limits
 
+if TYPE_CHECKING:
+    from cellblock.packages import PackageRules
+
 Level = Literal["none", "low", "medium", "high", "critical"]
 Action = Literal["allow", "restrict", "review", "block"]
 Runtime = Literal["runc", "runsc", "auto"]
 DeepMode = Literal["never", "auto", "always"]
 Seccomp = Literal["cellblock", "docker-default"]
 NetworkMode = Literal["none"]
+PackageAction = Literal["warn", "review", "block"]
+ProfileNetworkMode = Literal["none", "allowlist"]
 
 LEVELS: tuple[Level, ...] = get_args(Level)
 ACTIONS: tuple[Action, ...] = get_args(Action)
 RUNNING_ACTIONS: tuple[Action, ...] = ("allow", "restrict", "review")
+#: Image profiles cellblock ships (``cellblock.sandbox.image.BUILTIN_PROFILES`` defines them).
+BUILTIN_IMAGES: tuple[str, ...] = ("base", "data")
 # Network modes that are planned but not supported yet: named in the error so users know.
 PLANNED_NETWORK_MODES = ("bridge", "egress-proxy")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RULE_RE = re.compile(r"^\S{1,200}$")
+_PACKAGE_GLOB_RE = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9._*?\[\]-]{0,99}$")
 
 
 def _fail(expected: str, found: str, *, subpath: tuple[str, ...] = (), hint: str = "") -> Exception:
@@ -154,6 +163,30 @@ def _check_path(value: Any) -> Path:
     return Path(value)
 
 
+def _check_package_glob(value: Any) -> str:
+    if not isinstance(value, str) or not _PACKAGE_GLOB_RE.match(value):
+        raise _fail("a package name or glob such as numpy or types-*", show(value))
+    return value
+
+
+def _check_requirement(value: Any) -> str:
+    from cellblock.packages import PackageError, parse_requirement
+
+    if not isinstance(value, str):
+        raise _fail("a requirement such as tabulate==0.9.0", show(value))
+    try:
+        parse_requirement(value)
+    except PackageError:
+        raise _fail("a requirement such as tabulate==0.9.0", show(value)) from None
+    return value
+
+
+def _check_module(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,99}", value):
+        raise _fail("a module name such as pandas", show(value))
+    return value
+
+
 def _check_network(value: Any) -> str:
     if value == "none":
         return "none"
@@ -168,6 +201,49 @@ Name = Annotated[str, BeforeValidator(_check_name)]
 RuleId = Annotated[str, BeforeValidator(_check_rule_id)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_optional(_check_path))]
 Network = Annotated[NetworkMode, BeforeValidator(_check_network)]
+PackageGlob = Annotated[str, BeforeValidator(_check_package_glob)]
+RequirementSpec = Annotated[str, BeforeValidator(_check_requirement)]
+ModuleName = Annotated[str, BeforeValidator(_check_module)]
+
+
+def _check_profile_network(value: Any) -> str:
+    if value in ("none", "allowlist"):
+        return str(value)
+    raise _fail('"none" or "allowlist"', show(value))
+
+
+def _check_allow(value: Any) -> list[str]:
+    from cellblock.network.interface import InvalidEgressError, check_allow_entry
+
+    if not isinstance(value, list):
+        raise _fail("a list of host names", show(value))
+    out: list[str] = []
+    for i, entry in enumerate(value):
+        try:
+            out.append(check_allow_entry(entry))
+        except InvalidEgressError as exc:
+            raise _fail(
+                "a host name, a *.suffix pattern or $pip-index",
+                show(entry),
+                subpath=(str(i),),
+                hint=str(exc).split(": ", 1)[-1],
+            ) from None
+    return out
+
+
+def _check_ports(value: Any) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise _fail("a list of ports", show(value))
+    return [_integer(1, 65535)(port) for port in value]
+
+
+def _check_ca_bundle(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail('"pip", "image" or the path of a PEM file', show(value))
+    return value
+
+
+ProfileNetwork = Annotated[ProfileNetworkMode, BeforeValidator(_check_profile_network)]
 
 
 class _Model(BaseModel):
@@ -224,6 +300,39 @@ class DecisionProfiles(_Model):
     review: Name = Field(description="the name of a profile")
 
 
+class Packages(_Model):
+    """Per-run packages a profile admits (``--with``, ``packages=``). Off unless allowed."""
+
+    allowed: bool = False
+    allow: list[PackageGlob] = Field(default_factory=list)
+    deny: list[PackageGlob] = Field(default_factory=list)
+    max_download: Annotated[int, BeforeValidator(_size(0, TIB)), SIZE] = 64 * MIB
+    vulnerabilities: PackageAction = "block"
+    scan_unavailable: PackageAction = "block"
+    typosquat: PackageAction = "review"
+
+    def to_rules(self) -> PackageRules:
+        from cellblock.packages import PackageRules
+
+        return PackageRules(
+            allowed=self.allowed,
+            allow=tuple(self.allow),
+            deny=tuple(self.deny),
+            max_download_bytes=self.max_download,
+            vulnerabilities=self.vulnerabilities,
+            scan_unavailable=self.scan_unavailable,
+            typosquat=self.typosquat,
+        )
+
+
+class ImageDefinition(_Model):
+    """A user-declared image profile: the base image plus these wheels (built offline)."""
+
+    description: str = ""
+    requirements: list[RequirementSpec] = Field(description="a list of requirements")
+    preload: list[ModuleName] = Field(default_factory=list)
+
+
 class Profile(_Model):
     """A named set of resource limits. Missing fields take the sandbox defaults."""
 
@@ -239,7 +348,12 @@ class Profile(_Model):
     stderr: Annotated[int, BeforeValidator(_size(0, GIB)), SIZE] = 1 * MIB
     max_code: Annotated[int, BeforeValidator(_size(1, 256 * MIB)), SIZE] = 4 * MIB
     runtime: Runtime = "auto"
-    network: Network = "none"
+    network: ProfileNetwork = "none"
+    #: the image profile a run uses unless the caller picks another from ``images``
+    image: Name = "base"
+    #: further image profiles a caller may pick (``--image``, ``image=``)
+    images: list[Name] = Field(default_factory=list)
+    packages: Packages = Field(default_factory=Packages)
 
     _LIMITS_FIELD: ClassVar[dict[str, str]] = {
         "cpus": "cpus",
@@ -268,6 +382,9 @@ class Profile(_Model):
             raise _fail("values the sandbox accepts", exc.message, subpath=(field,)) from None
         return self
 
+    def permitted_images(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([self.image, *self.images]))
+
     def resolve_runtime(self, available: frozenset[str]) -> str:
         """The concrete runtime: ``auto`` is ``runsc`` when the engine offers it, else ``runc``.
 
@@ -275,6 +392,8 @@ class Profile(_Model):
         refuses the run (``RuntimeUnavailableError``).
         """
         if self.runtime == "auto":
+            if self.network == "allowlist":
+                return "runc"  # gVisor is registered here without networking (docs/network.md)
             return "runsc" if "runsc" in available else "runc"
         return self.runtime
 
@@ -299,6 +418,8 @@ class Profile(_Model):
             max_code_bytes=self.max_code,
             runtime=self.resolve_runtime(available),
             network=self.network,
+            # the policy's network block replaces this in Policy.decide
+            egress=Egress() if self.network == "allowlist" else None,
         )
 
 
@@ -309,6 +430,48 @@ class Hardening(_Model):
     read_only_root: bool = True
     seccomp: Seccomp = "cellblock"
     no_new_privileges: bool = True
+
+
+class NetworkSettings(_Model):
+    """What profiles with ``network: allowlist`` may reach, through the egress proxy.
+
+    ``allow``: exact names, ``*.suffix`` patterns, and ``$pip-index`` (the hosts of the index
+    the host's pip uses). ``budget``: bytes both ways over all connections of one run.
+    ``ca_bundle``: ``pip`` (the bundle the host's pip trusts), ``image`` (the image's own) or a
+    PEM file, given to the cell so its clients trust what the host trusts.
+    """
+
+    allow: Annotated[list[str], BeforeValidator(_check_allow)] = Field(default_factory=list)
+    ports: Annotated[list[int], BeforeValidator(_check_ports)] = Field(
+        default_factory=lambda: list(DEFAULT_PORTS)
+    )
+    budget: Annotated[int, BeforeValidator(_size(KIB, TIB)), SIZE] = DEFAULT_BUDGET_BYTES
+    ca_bundle: Annotated[str, BeforeValidator(_check_ca_bundle)] = "pip"
+
+    def to_egress(self) -> Egress:
+        """The sandbox's :class:`Egress` (``$pip-index`` stays symbolic until the run)."""
+        from cellblock.network import _pip
+        from cellblock.network.interface import InvalidEgressError
+
+        bundle: str | None
+        if self.ca_bundle == "image":
+            bundle = None
+        elif self.ca_bundle == "pip":
+            found = _pip.ca_bundle_path()
+            bundle = None if found is None else str(found)
+        else:
+            path = Path(self.ca_bundle).expanduser()
+            if not path.is_file():
+                raise InvalidEgressError(
+                    "ca_bundle", f"{self.ca_bundle} is not a file; give a PEM file, pip or image"
+                )
+            bundle = str(path)
+        return Egress(
+            allow=tuple(self.allow),
+            ports=tuple(self.ports),
+            budget_bytes=self.budget,
+            ca_bundle=bundle,
+        )
 
 
 class AuditSettings(_Model):
@@ -408,8 +571,33 @@ class Policy(_Model):
         description="a mapping of allow, restrict and review to profile names"
     )
     hardening: Hardening = Field(default_factory=Hardening)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     pool: Pool = Field(default_factory=Pool)
+    images: dict[Name, ImageDefinition] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _images_exist(self) -> Policy:
+        for name in self.images:
+            if name in BUILTIN_IMAGES:
+                raise _fail(
+                    "a name that is not a built-in image profile",
+                    show(name),
+                    subpath=("images", name),
+                    hint=f"{', '.join(BUILTIN_IMAGES)} are built in; choose another name",
+                )
+        known = [*BUILTIN_IMAGES, *sorted(self.images)]
+        for pname, profile in self.profiles.items():
+            for i, ref in enumerate([profile.image, *profile.images]):
+                if ref not in known:
+                    where = ("image",) if i == 0 else ("images", i - 1)
+                    raise _fail(
+                        f"an image profile ({', '.join(known)})",
+                        show(ref),
+                        subpath=("profiles", pname, *where),
+                        hint="declare it under images:",
+                    )
+        return self
 
     @model_validator(mode="after")
     def _profiles_exist(self) -> Policy:
@@ -477,6 +665,8 @@ class Policy(_Model):
             )
         profile_name: str = getattr(self.decision_profiles, action)
         limits = self.profiles[profile_name].to_limits(runtimes)
+        if limits.network == "allowlist":
+            limits = limits.replace(egress=self.network.to_egress())
         verb = {
             "allow": "allows",
             "restrict": "restricts",
@@ -501,6 +691,15 @@ class Policy(_Model):
         for section, name, strict_value in _OTHER_LOOSENINGS:
             if getattr(getattr(self, section), name) != strict_value:
                 found.append(f"{section}.{name}")
+        for pname, profile in sorted(self.profiles.items()):
+            for field in ("vulnerabilities", "scan_unavailable"):
+                if profile.packages.allowed and getattr(profile.packages, field) != "block":
+                    found.append(f"profiles.{pname}.packages.{field}")
+        found += [
+            f"profiles.{name}.network"
+            for name, profile in sorted(self.profiles.items())
+            if profile.network != "none"
+        ]
         return found
 
     # -- serialisation -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from cellblock.sandbox.interface import (
     Limits,
     RunRequest,
     Status,
+    WheelPayload,
     parse_size,
 )
 from cellblock.sandbox.pool import Pool
@@ -45,6 +46,7 @@ __all__ = [
     "SandboxError",
     "SourceDecodeError",
     "Status",
+    "WheelPayload",
     "decode_source",
     "default_backend",
     "parse_size",

@@ -47,6 +47,27 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="skip the assessment (only when the policy allows it; recorded)",
     )
     run.add_argument("--deep", action="store_true", help="always run the deep (Semgrep) analysis")
+    run.add_argument(
+        "--with",
+        dest="with_packages",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a package for this run, e.g. tabulate==0.10.0 (repeatable; resolved on the host, "
+        "scanned, checked against the policy's packages: rules)",
+    )
+    run.add_argument(
+        "--requirements", metavar="FILE", help="packages for this run from a requirements file"
+    )
+    run.add_argument(
+        "--wheelhouse", metavar="DIR", help="take packages from this directory of wheels only"
+    )
+    run.add_argument(
+        "--image",
+        metavar="NAME",
+        help="image profile to run on (base, data, or one the policy declares); the policy "
+        "profile must permit it",
+    )
     run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     add_file_flags(run)
     run.set_defaults(func=cmd_run)
@@ -58,11 +79,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     build.add_argument("--no-pull", action="store_true", help="do not try to pull python:3.x-slim")
     build.add_argument("--mirror", help="Debian mirror for the offline bootstrap")
     build.add_argument("--suite", help="Debian suite for the offline bootstrap (default bookworm)")
+    add_profile_flags(build)
+    build.add_argument(
+        "--wheelhouse", metavar="DIR", help="take the profile's wheels from DIR (no index)"
+    )
     build.set_defaults(func=cmd_image_build)
     info = isub.add_parser(
         "info", help="say which sandbox image is present and whether it is current"
     )
     info.add_argument("--json", action="store_true")
+    add_profile_flags(info)
     info.set_defaults(func=cmd_image_info)
 
     gc = sub.add_parser("gc", help="remove cellblock containers whose owner process is gone")
@@ -118,6 +144,11 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus", type=float, help="CPU quota in cores, e.g. 0.5")
     parser.add_argument("--pids", type=int, help="maximum number of processes and threads")
     parser.add_argument("--runtime", help="container runtime: runc or runsc (gVisor)")
+    parser.add_argument(
+        "--no-network",
+        action="store_true",
+        help="no network even if the policy's profile allows some (network: allowlist)",
+    )
 
 
 def read_program(path: str) -> tuple[bytes, str]:
@@ -199,6 +230,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     stdin = read_stdin_file(args.stdin) if args.stdin else None
     overrides = limit_overrides(args)
     approver = _cli_approver(args, program_on_stdin=args.file == "-")
+    specs, hashes = list(args.with_packages), None
+    if args.requirements:
+        from cellblock.packages import read_requirements_file
+
+        more, hashes = read_requirements_file(Path(args.requirements))
+        specs += more
     files = input_files(file_specs(args.files))
     collect = list(args.collect) or (["*"] if args.artifacts else [])
     with Pipeline(
@@ -206,6 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=_stderr_progress,
         audit_dir=Path(args.audit_dir) if args.audit_dir else None,
         use_pool=False,  # one program: a pool would only start containers to throw away
+        wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
     ) as pipeline:
         result = pipeline.execute(
             code,
@@ -214,9 +252,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             skip_assessment=args.no_assess,
             deep=True if args.deep else None,
             limits_override=overrides,
+            image=args.image,
+            packages=specs or None,
+            package_hashes=hashes,
             files={f.name: f.data for f in files},
             collect=collect,
         )
+    if result.packages is not None and not args.json:
+        for package_note in result.packages.findings:
+            note(f"package {package_note.action}: {package_note.message}", sys.stderr)
     extra = result.to_dict()
     if result.execution is not None and not args.collect:
         # everything came back: keep only what the run created or changed
@@ -278,6 +322,8 @@ def limit_overrides(args: argparse.Namespace) -> dict[str, Any]:
         changes["pids"] = args.pids
     if args.runtime is not None:
         changes["runtime"] = args.runtime
+    if getattr(args, "no_network", False):
+        changes.update(network="none", egress=None)
     if changes:
         Limits().replace(**changes)  # validate now: a bad flag is an error naming the field
     return changes
@@ -314,9 +360,25 @@ def _stderr_progress(message: str) -> None:
     print(f"[cellblock] {escape_text(message)}", file=sys.stderr, flush=True)
 
 
+def add_profile_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="image profile: base (default), data, or one the policy declares under images:",
+    )
+    parser.add_argument(
+        "--policy", metavar="NAME|FILE", help="policy whose images: declares the profile"
+    )
+
+
 def cmd_image_build(args: argparse.Namespace) -> int:
     from cellblock.sandbox.docker import connect
     from cellblock.sandbox.image import build_image
+
+    if args.profile and args.profile != "base":
+        from cellblock.sandbox._profile_cli import cmd_profile_build
+
+        return cmd_profile_build(args)
 
     info = build_image(
         connect(),
@@ -333,6 +395,11 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 def cmd_image_info(args: argparse.Namespace) -> int:
     from cellblock.sandbox.docker import connect
     from cellblock.sandbox.image import inspect_image
+
+    if args.profile and args.profile != "base":
+        from cellblock.sandbox._profile_cli import cmd_profile_info
+
+        return cmd_profile_info(args)
 
     info = inspect_image(connect())
     if args.json:
@@ -381,6 +448,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         limits = Limits(runtime=args.runtime, timeout_s=30)
         probe_checks, _ = run_probe(backend, limits)
         checks += probe_checks
+        from cellblock.sandbox.doctor import network_checks
+
+        checks += network_checks(backend, args.runtime)  # allowlist mode too
     except CellblockError as exc:
         checks.append(Check("setup", False, str(exc)))
     failed = failed_checks(checks)  # advisory checks report, never fail

@@ -5,6 +5,8 @@ It runs inside the sandbox image, so it must not import cellblock. Protocol (ver
 * host -> runner, on the container's stdin: one JSON header line
   ``{"v": 1, "code_len": N, "stdin_len": M, "timeout_s": T, "stdout_cap": A, "stderr_cap": B,
   "filename": "main.py"}`` followed by N bytes of UTF-8 source and M bytes for the program's stdin.
+  An optional ``"wheels": [{"filename", "sha256", "len"}]`` adds per-run packages after stdin
+  (checked and unpacked read-only on sys.path, see ``_install_wheels``).
 * runner -> host, on the container's stdout: lines ``CBR1 <json>\n``. First ``{"event": "ready"}``
   as soon as the interpreter is up (the warm pool waits for it), then, while the program runs,
   ``{"event": "output", "stream": "stdout"|"stderr", "data": <base64>}`` for every chunk kept
@@ -604,6 +606,77 @@ def run_program(
     )
 
 
+PACKAGES_DIR = "/tmp/.cellblock-packages"
+_MAX_WHEEL_FILES = 20_000
+
+
+PRELOAD_MIN_MEMORY = 192 * 1024 * 1024
+
+
+def _memory_limit() -> "int | None":
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            return None if text == "max" else int(text)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _preload() -> None:
+    """Import the image profile's heavy modules (``CELLBLOCK_PRELOAD``) before the program's
+    fork, so the program finds them in ``sys.modules``. A failure only loses the speed-up; under
+    a small memory limit it is skipped, since the modules count against the container's memory."""
+    names = [n.strip() for n in os.environ.get("CELLBLOCK_PRELOAD", "").split(",") if n.strip()]
+    limit = _memory_limit() if names else None
+    if limit is not None and limit < PRELOAD_MIN_MEMORY:
+        return
+    for name in names:
+        with contextlib.suppress(BaseException):
+            __import__(name)
+
+
+def _install_wheels(request: "_Request", header: dict[str, Any]) -> "str | None":
+    """Per-run packages: read the wheels that follow stdin, check each sha256, unpack them into
+    a root-owned directory on the /tmp tmpfs (readable, not writable, by the program) and put it
+    on sys.path, where the forked program inherits it. Returns an error message, or None."""
+    wheels = header.get("wheels") or []
+    if not wheels:
+        return None
+    import hashlib  # only now: a run without packages keeps the runner as small as before
+    import zipfile
+
+    os.makedirs(PACKAGES_DIR, mode=0o755, exist_ok=False)
+    for spec in wheels:
+        data = request.exact(int(spec["len"]), time.monotonic() + 30)
+        if data is None:
+            return "request truncated"
+        if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+            return f"wheel {spec['filename']} does not match its sha256"
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = zf.namelist()
+            if len(names) > _MAX_WHEEL_FILES:
+                return f"wheel {spec['filename']} has too many files"
+            for name in names:
+                parts = name.split("/")
+                if name.endswith("/") or not name:
+                    continue
+                if name.startswith("/") or "\0" in name or any(p in ("", ".", "..") for p in parts):
+                    return f"wheel {spec['filename']} holds an unsafe path {name!r}"
+                if ".data" in parts[0] and parts[0].endswith(".data"):
+                    if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                        continue  # scripts, headers, data: not importable, not installed
+                    parts = parts[2:]
+                target = os.path.join(PACKAGES_DIR, *parts)
+                os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(zf.read(name))
+    sys.path.insert(1, PACKAGES_DIR)  # the child replaces sys.path[0] with the workdir
+    return None
+
+
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -620,6 +693,7 @@ def main() -> int:
     os.dup2(devnull, 1)
     os.close(devnull)
     idle = float(os.environ.get("CELLBLOCK_IDLE_S", "0") or 0)
+    _preload()
     cgroup = _Cgroup()
     _send(
         chan,
@@ -645,7 +719,11 @@ def main() -> int:
     if code is None or stdin_data is None:
         _send(chan, {"event": "error", "message": "request truncated"})
         return 2
-    for entry in header.get("files") or ():  # input files follow the program's stdin
+    problem = _install_wheels(request, header)
+    if problem:
+        _send(chan, {"event": "error", "message": problem})
+        return 2
+    for entry in header.get("files") or ():  # input files follow the wheels
         data = request.exact(int(entry["len"]), time.monotonic() + 30)
         if data is None:
             _send(chan, {"event": "error", "message": "request truncated"})

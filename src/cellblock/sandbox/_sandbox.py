@@ -6,14 +6,20 @@ import io
 import re
 import threading
 import tokenize
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from cellblock.sandbox.errors import SourceDecodeError
 from cellblock.sandbox.files import FileCaps, FileSpec, collect_patterns, input_files
 from cellblock.sandbox.image import Progress, build_image, inspect_image
-from cellblock.sandbox.interface import Backend, ExecutionResult, Limits, RunRequest
+from cellblock.sandbox.interface import (
+    Backend,
+    ExecutionResult,
+    Limits,
+    RunRequest,
+    WheelPayload,
+)
 
 if TYPE_CHECKING:
     from cellblock.sandbox.pool import Pool
@@ -61,6 +67,19 @@ def default_backend(*, auto_build: bool = True, progress: Progress | None = None
     return DockerBackend(client=client)
 
 
+def _profile_backend(image: str, progress: Progress | None) -> Backend:
+    """A backend on a built-in image profile's image, built first when absent or stale."""
+    from cellblock.sandbox.docker import DockerBackend, connect
+    from cellblock.sandbox.profiles import build_profile_image, find_profile, inspect_profile_image
+
+    profile = find_profile(image)
+    client = connect()
+    info = inspect_profile_image(client, profile)
+    if not (info.present and info.current):
+        info = build_profile_image(client, profile, progress=progress)
+    return DockerBackend(client=client, image=info.tag)
+
+
 class Sandbox:
     """Runs programs in fresh, hardened, single-use sandboxes.
 
@@ -83,10 +102,14 @@ class Sandbox:
         auto_build: bool = True,
         reap: bool = True,
         progress: Progress | None = None,
+        image: str | None = None,
     ) -> None:
         self.limits = limits or Limits()
+        owns_backend = backend is None
+        if backend is None and image is not None and image != "base":
+            backend = _profile_backend(image, progress)  # an image profile such as "data"
         self.backend = backend or default_backend(auto_build=auto_build, progress=progress)
-        self._owns_backend = backend is None
+        self._owns_backend = owns_backend
         if reap:
             self.backend.reap()  # containers left by a caller that crashed
         self._pool = pool
@@ -108,26 +131,33 @@ class Sandbox:
         timeout: float | None = None,
         *,
         limits: Limits | None = None,
+        packages: Sequence[str] | None = None,
         files: FileSpec | None = None,
         collect: Iterable[str] | str | None = None,
         file_caps: FileCaps | None = None,
     ) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox and say exactly what happened.
 
-        ``files`` (name -> bytes or local path, or local paths) are placed in the working
-        directory first; files matching ``collect`` (glob patterns) come back as
-        ``result.artifacts``."""
+        ``packages`` (pure-Python requirement specifiers) are resolved on the host, scanned and
+        refused on a known vulnerability or an unreachable scan service
+        (:class:`~cellblock.packages.PackageRefusedError`), then unpacked in the sandbox; a
+        policy's finer rules apply through :class:`cellblock.Pipeline`. ``files`` (name -> bytes
+        or local path, or local paths) are placed in the working directory first; files matching
+        ``collect`` (glob patterns) come back as ``result.artifacts``.
+        """
         if self._closed:
             raise RuntimeError("this Sandbox is closed")
         chosen = limits or self.limits
         if timeout is not None:
             chosen = chosen.replace(timeout_s=timeout)
         data = stdin.encode() if isinstance(stdin, str) else stdin
+        wheels = self._wheels(packages) if packages else ()
         caps = file_caps or FileCaps()
         request = RunRequest(
             code=decode_source(code),
             limits=chosen,
             stdin=data,
+            wheels=wheels,
             files=input_files(files, caps),
             collect=collect_patterns(collect),
             file_caps=caps,
@@ -135,6 +165,32 @@ class Sandbox:
         if self._pool is not None:
             return self._pool.run(request)
         return self.backend.run(request)
+
+    def _wheels(self, packages: Sequence[str]) -> tuple[WheelPayload, ...]:
+        from cellblock.packages import (
+            PackageRules,
+            PipAuditScanner,
+            PipResolver,
+            ResolutionError,
+            check,
+            refusal,
+        )
+
+        resolution = PipResolver().resolve(list(packages))
+        binary = [d.filename for d in resolution.distributions if not d.pure]
+        if binary:
+            raise ResolutionError(
+                f"{', '.join(binary)} has compiled code, which per-run packages cannot load; "
+                "use an image profile with it instead"
+            )
+        scan = PipAuditScanner().scan(resolution.distributions)
+        refused = refusal(check(resolution, scan, PackageRules(allowed=True)))
+        if refused is not None:
+            raise refused
+        return tuple(
+            WheelPayload(d.filename, d.sha256, d.path.read_bytes())
+            for d in resolution.distributions
+        )
 
     def close(self) -> None:
         with self._lock:

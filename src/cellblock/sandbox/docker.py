@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cellblock import __version__
+from cellblock.network.interface import Gateway
 from cellblock.sandbox import _owner
 from cellblock.sandbox.errors import (
     EngineUnavailableError,
@@ -223,7 +224,9 @@ class DockerBackend(Backend):
 
     # -- container configuration ---------------------------------------------------------
 
-    def host_config(self, limits: Limits, *, uid: int = SANDBOX_UID) -> Any:
+    def host_config(
+        self, limits: Limits, *, uid: int = SANDBOX_UID, network: str | None = None
+    ) -> Any:
         from docker.types import LogConfig, Ulimit
 
         api = self._client.api
@@ -254,6 +257,9 @@ class DockerBackend(Backend):
             "privileged": False,
             "init": False,  # the runner is PID 1 on purpose: in-sandbox signals cannot reach it
         }
+        if network is not None:
+            # allowlist: the cell's private network; no resolver (its only way out is the proxy)
+            kwargs.update(network_mode=network, dns=["127.0.0.1"])
         if limits.runtime != "runc":
             kwargs["runtime"] = limits.runtime
         if limits.runtime == "runsc":
@@ -314,20 +320,39 @@ class DockerCell(Cell):
         self._oom: _OomWatch | None = None
         self._output: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self.uid = next_sandbox_uid()  # the program's uid in this cell
+        self.image_id = backend.image_id
+        self.gateway: Gateway | None = None
         api = backend.client.api
         try:
+            environment = {"CELLBLOCK_IDLE_S": f"{idle_s:g}", "CELLBLOCK_UID": str(self.uid)}
+            if limits.egress is not None:  # network "allowlist": a private network and a proxy
+                from cellblock.network.docker import open_for_cell
+
+                self.gateway, self.image_id, proxy_env = open_for_cell(
+                    backend.client,
+                    limits.egress,
+                    base_image=backend.image_id,
+                    user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                    labels=backend.labels(),
+                    idle_s=idle_s,
+                )
+                environment.update(proxy_env)
             config = api.create_container_config(
-                image=backend.image_id,
+                image=self.image_id,
                 command=None,
                 user="0:0",  # the runner; the program runs as self.uid (see RUNNER_CAPS)
                 stdin_open=True,
                 tty=False,
-                network_disabled=True,
+                network_disabled=self.gateway is None,
                 hostname="cellblock",
                 working_dir="/work",
-                environment={"CELLBLOCK_IDLE_S": f"{idle_s:g}", "CELLBLOCK_UID": str(self.uid)},
+                environment=environment,
                 labels=backend.labels(),
-                host_config=backend.host_config(limits, uid=self.uid),
+                host_config=backend.host_config(
+                    limits,
+                    uid=self.uid,
+                    network=None if self.gateway is None else self.gateway.network_name,
+                ),
             )
             config["StdinOnce"] = True  # the engine closes stdin when we hang up; the runner quits
             created = api.create_container_from_config(config)
@@ -370,6 +395,9 @@ class DockerCell(Cell):
         self._close_socket()
         if self.container_id is not None and not self._finished_cleanly:
             _force_remove(self.backend.client, self.container_id)
+        gateway, self.gateway = self.gateway, None
+        if gateway is not None:
+            gateway.close_later()  # proxy and network go after the caller has its result
 
     def _close_socket(self) -> None:
         oom, self._oom = self._oom, None
@@ -394,7 +422,12 @@ class DockerCell(Cell):
         self._used = True
         t0 = started_at if started_at is not None else time.monotonic()
         try:
-            return self._execute(request, t0)
+            if self.gateway is not None:
+                self.gateway.start_run()
+            result = self._execute(request, t0)
+            if self.gateway is not None:  # the proxy's records of this run
+                result = dataclasses.replace(result, network=self.gateway.finish())
+            return result
         finally:
             self.discard()
 
@@ -415,11 +448,20 @@ class DockerCell(Cell):
         }
         if limits.runtime == "runsc":
             header["memory_budget"] = limits.memory_bytes + limits.swap_bytes
-        header.update(_files_header(request))
+        wheels = b""
+        if request.wheels:  # per-run packages follow stdin (see the runner's _install_wheels)
+            header["wheels"] = [
+                {"filename": w.filename, "sha256": w.sha256, "len": len(w.data)}
+                for w in request.wheels
+            ]
+            wheels = b"".join(w.data for w in request.wheels)
+        header.update(_files_header(request))  # input files follow the wheels
         payload = b"".join(f.data for f in request.files)
         assert self._sock is not None
         try:
-            self._sock.sendall(json.dumps(header).encode() + b"\n" + code + stdin + payload)
+            self._sock.sendall(
+                json.dumps(header).encode() + b"\n" + code + stdin + wheels + payload
+            )
         except OSError as exc:
             raise RunnerProtocolError(f"could not hand the program to the sandbox: {exc}") from exc
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
@@ -485,7 +527,7 @@ class DockerCell(Cell):
             peak_memory_bytes=frame.get("peak_memory_bytes"),
             limits=limits,
             runtime=limits.runtime,
-            image_id=self.backend.image_id,
+            image_id=self.image_id,
             container_id=self.container_id or "",
             accounting=str(frame.get("accounting", "none")),
         )
@@ -543,7 +585,7 @@ class DockerCell(Cell):
             peak_memory_bytes=stats.get("peak_memory"),
             limits=limits,
             runtime=limits.runtime,
-            image_id=self.backend.image_id,
+            image_id=self.image_id,
             container_id=self.container_id,
             accounting="host-cgroup" if stats else "none",
             error=error,
@@ -840,4 +882,7 @@ def reap(client: Any, *, include_live: bool = False) -> int:
             continue
         _force_remove(client, c["Id"])
         removed += 1
+    from cellblock.network.docker import reap_networks
+
+    reap_networks(client, include_live=include_live)  # cell networks left by a dead owner
     return removed

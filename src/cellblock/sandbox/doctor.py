@@ -366,3 +366,92 @@ def run_probe(backend: Backend, limits: Limits) -> tuple[list[Check], dict[str, 
     ]
     checks.append(pids_check(backend, limits))
     return checks, facts
+
+
+# Runs inside an allowlist cell: no resolver, no direct route, and the proxy refuses a name that
+# is not allowed and an allowed name that resolves to loopback. No traffic leaves the machine.
+NETWORK_PROBE = r"""
+import json, os, socket
+facts = {}
+try:
+    socket.getaddrinfo("cellblock-doctor.invalid", 443)
+    facts["dns"] = "resolved"
+except OSError as exc:
+    facts["dns"] = type(exc).__name__
+gateway = None
+for line in open("/proc/net/route").read().splitlines()[1:]:
+    f = line.split()
+    if f[1] == "00000000":
+        gateway = socket.inet_ntoa(bytes.fromhex(f[2])[::-1])
+targets = [t for t in (gateway, "172.17.0.1") if t]
+facts["direct"] = {}
+for target in targets:
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect((target, 9))
+        facts["direct"][target] = "connected"
+    except OSError as exc:
+        facts["direct"][target] = type(exc).__name__
+    s.close()
+proxy = os.environ["HTTPS_PROXY"].split("//", 1)[1]
+host, port = proxy.rsplit(":", 1)
+for name in ("cellblock-doctor.invalid", "loopback.cellblock-doctor.invalid"):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (name, name)).encode())
+    facts[name] = s.recv(200).split(b"\r\n")[0].decode()
+    s.close()
+print(json.dumps(facts))
+"""
+
+
+def network_checks(backend: Backend, runtime: str) -> list[Check]:
+    """Allowlist mode: refused under gVisor here; under runc the cell's only way out is the
+    proxy, which refuses what the allowlist does not name and names that resolve inside."""
+    from cellblock.errors import CellblockError
+    from cellblock.network import Egress
+
+    egress = Egress(
+        allow=("loopback.cellblock-doctor.invalid",),
+        hosts=(("loopback.cellblock-doctor.invalid", "127.0.0.1"),),
+    )
+    if runtime == "runsc":
+        try:
+            Limits(runtime="runsc", network="allowlist", egress=egress)
+        except CellblockError as exc:
+            return [Check("allowlist refused under gVisor", True, str(exc)[:120])]
+        return [Check("allowlist refused under gVisor", False, "Limits accepted it")]
+    limits = Limits(runtime=runtime, timeout_s=60, network="allowlist", egress=egress)
+    try:
+        result = backend.run(RunRequest(NETWORK_PROBE, limits=limits))
+    except CellblockError as exc:
+        return [Check("allowlist cell", False, str(exc))]
+    if result.exit_code != 0:
+        detail = f"status={result.status.value} {result.stderr[-300:]}"
+        return [Check("allowlist cell", False, detail)]
+    facts: dict[str, Any] = json.loads(result.stdout)
+    direct = facts.get("direct") or {}
+    reasons = [c.get("reason") for c in (result.network or {}).get("connections", [])]
+    return [
+        Check("allowlist: no resolver", facts.get("dns") == "gaierror", f"lookup -> {facts['dns']}"),
+        Check(
+            "allowlist: no direct route",
+            bool(direct) and "connected" not in direct.values(),
+            f"connect -> {direct}",
+        ),
+        Check(
+            "allowlist: unlisted name refused",
+            " 403 " in facts.get("cellblock-doctor.invalid", "") + " ",
+            facts.get("cellblock-doctor.invalid", ""),
+        ),
+        Check(
+            "allowlist: loopback name refused",
+            " 403 " in facts.get("loopback.cellblock-doctor.invalid", "") + " ",
+            facts.get("loopback.cellblock-doctor.invalid", ""),
+        ),
+        Check(
+            "allowlist: attempts recorded",
+            reasons == ["name not in allowlist", "resolves to a non-public address"],
+            f"records: {reasons}",
+        ),
+    ]

@@ -123,6 +123,10 @@ class ImageInfo:
 
 
 def _expected_digest_for(labels: dict[str, str]) -> str | None:
+    if labels.get("cellblock.profile", "base") != "base":  # an image profile built FROM this one
+        from cellblock.sandbox.profiles import expected_recipe
+
+        return expected_recipe(labels)
     base = labels.get("cellblock.base")
     return recipe_digest(base) if base else None
 

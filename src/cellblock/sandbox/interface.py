@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from cellblock.network.interface import Egress
 from cellblock.sandbox.errors import InvalidLimitsError
 from cellblock.sandbox.files import Artifact, FileCaps, InputFile, RefusedFile
 
@@ -27,7 +28,7 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 RUNTIMES = ("runc", "runsc")
-NETWORK_MODES = ("none",)
+NETWORK_MODES = ("none", "allowlist")
 SECCOMP_PROFILES = ("cellblock", "docker-default")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?\s*$", re.IGNORECASE)
@@ -67,7 +68,8 @@ class Limits:
     stderr_bytes: int = 1 * MIB
     max_code_bytes: int = 4 * MIB
     runtime: str = "runc"
-    network: str = "none"
+    network: str = "none"  # or "allowlist": only through the egress proxy, to ``egress``
+    egress: Egress | None = None  # what an allowlist run may reach; None unless allowlist
     # Hardening flags. Strict by default; loosening one is a policy choice the pipeline records.
     read_only_root: bool = True
     no_new_privileges: bool = True
@@ -116,6 +118,17 @@ class Limits:
                 f"unsupported network mode {self.network!r}; expected one of "
                 f"{', '.join(NETWORK_MODES)}",
             )
+        if (self.network == "allowlist") != isinstance(self.egress, Egress):
+            raise InvalidLimitsError(
+                "egress",
+                "network 'allowlist' needs an Egress (what may be reached) and 'none' takes none",
+            )
+        if self.network == "allowlist" and self.runtime == "runsc":
+            raise InvalidLimitsError(
+                "network",
+                "network 'allowlist' cannot run under gVisor (runsc), which this engine registers "
+                "without networking; use runtime 'runc' (or 'auto') for allowlist profiles",
+            )
 
     def replace(self, **changes: Any) -> Limits:
         """A copy with some fields changed, validated again."""
@@ -129,7 +142,9 @@ class Limits:
             if f.name == "runtime":
                 values[f.name] = "runsc" if "runsc" in (mine, theirs) else mine
             elif f.name == "network":
-                values[f.name] = mine
+                values[f.name] = "none" if "none" in (mine, theirs) else mine
+            elif f.name == "egress":
+                values[f.name] = None if "none" in (self.network, other.network) else mine
             elif f.name in ("read_only_root", "no_new_privileges"):
                 values[f.name] = mine or theirs
             elif f.name == "seccomp":
@@ -139,7 +154,9 @@ class Limits:
         return Limits(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["egress"] = None if self.egress is None else self.egress.to_dict()
+        return data
 
     def loosenings(self) -> list[str]:
         """Hardening flags that differ from the strict defaults."""
@@ -156,7 +173,10 @@ class Limits:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidLimitsError(unknown[0], f"unknown limit; expected one of {sorted(known)}")
-        return cls(**dict(data))
+        values = dict(data)
+        if isinstance(values.get("egress"), Mapping):
+            values["egress"] = Egress.from_dict(values["egress"])
+        return cls(**values)
 
 
 class Status(StrEnum):
@@ -171,6 +191,22 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class WheelPayload:
+    """A pure-Python wheel sent to the sandbox with the program (per-run packages). The runner
+    checks its sha256 and unpacks it into a read-only directory on a tmpfs, on ``sys.path``."""
+
+    filename: str
+    sha256: str
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if "/" in self.filename or not self.filename.endswith("-none-any.whl"):
+            raise InvalidLimitsError(
+                "wheels", f"must be pure-Python wheel file names, got {self.filename!r}"
+            )
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """One program to run: its source, optional stdin bytes, and the limits to run it under."""
 
@@ -178,6 +214,7 @@ class RunRequest:
     limits: Limits = field(default_factory=Limits)
     stdin: bytes | None = None
     filename: str = "main.py"
+    wheels: tuple[WheelPayload, ...] = ()
     files: tuple[InputFile, ...] = ()  # placed in the working directory before the program runs
     collect: tuple[str, ...] = ()  # glob patterns (relative paths; * matches /) to bring back
     file_caps: FileCaps = field(default_factory=FileCaps)
@@ -224,6 +261,9 @@ class ExecutionResult:
     # runner's sampling under gVisor), host-cgroup (the runner died; the host read them) or none
     accounting: str = "cgroup"
     error: str | None = None  # set when the sandbox itself failed to report
+    # allowlist runs: what the egress proxy saw (mode, allow, attempts, allowed, denied, bytes,
+    # budget_exceeded, connections: one record per attempt); None without network
+    network: dict[str, Any] | None = None
     artifacts: tuple[Artifact, ...] = ()  # files collected after the run (``collect=``)
     files_refused: tuple[RefusedFile, ...] = ()  # matched but not handed back, with the reason
 

@@ -69,6 +69,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     session.add_argument("--json", action="store_true", help="one JSON object per step")
     add_limit_flags(session)
     session.add_argument("--policy", metavar="NAME|FILE", help="policy preset or file")
+    session.add_argument("--image", metavar="NAME", help="image profile, e.g. data (pandas, ...)")
     session.add_argument("--approve", action="store_true", help="approve steps that need review")
     session.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     session.add_argument(
@@ -109,6 +110,7 @@ def cmd_session(args: argparse.Namespace) -> int:
             pipeline=pipeline,
             limits=limits,
             limits_override=overrides,
+            image=args.image,
             approver=_cli_approver(args, program_on_stdin=bool(args.jsonl)),
             on_stdout=_live(sys.stdout) if human else None,
             on_stderr=_live(sys.stderr) if human else None,

@@ -68,6 +68,7 @@ class Session:
         file_caps: FileCaps | None = None,
         on_stdout: OutputCallback | None = None,
         on_stderr: OutputCallback | None = None,
+        image: str | None = None,
     ) -> None:
         from cellblock.pipeline import Pipeline
 
@@ -78,6 +79,7 @@ class Session:
         self.file_caps = file_caps or FileCaps()
         self.on_stdout, self.on_stderr = on_stdout, on_stderr
         self.id = uuid.uuid4().hex
+        self.image_request = image  # an image profile (``data``...) the policy permits
         self._steps = 0
         self._lock = threading.Lock()
         self._closed_reason: str | None = None
@@ -101,6 +103,10 @@ class Session:
                 f"policy {pipe.policy.name!r} runs nothing (it blocks even level none); "
                 "a session needs a policy that allows code to run"
             )
+        from cellblock._images import chosen_image, modules_for
+
+        self.image = chosen_image(pipe.policy, decision.profile or "", self.image_request)
+        self.modules = modules_for(pipe.policy, self.image)
         limits = pipe._harden(decision.limits)
         if override:
             limits = limits.tighten(limits.replace(**dict(override)))
@@ -110,7 +116,7 @@ class Session:
         from cellblock.sandbox.docker import DockerBackend
         from cellblock.session._docker import DockerSessionChannel
 
-        backend = self.pipeline.backend
+        backend = self.pipeline._backend_for(self.image)
         if not isinstance(backend, DockerBackend):
             raise SessionError(f"sessions need the Docker backend, not {backend.name!r}")
         sl = self.session_limits
@@ -123,6 +129,7 @@ class Session:
                 "limits": self.limits.to_dict(),
                 "session_limits": sl.to_dict(),
                 "image": backend.image,
+                "image_profile": self.image,
                 "image_id": backend.image_id,
             },
         )  # durable before the container exists
@@ -322,7 +329,7 @@ class _StepGuard:
                     "category_levels": dict(policy.assessment.category_levels),
                 }
             )
-            assessment = assess(self.raw, config=config)
+            assessment = assess(self.raw, config=config, available_modules=self.session.modules)
             pipe._record(
                 "assessment",
                 {
@@ -364,6 +371,14 @@ class _StepGuard:
             reason = (
                 f"the decision needs a stricter sandbox than this session's ({misfit}); open "
                 "the session with limits_override to match, or run this step on its own"
+            )
+            pipe._record("session.step.refused", {**self.base, "reason": reason})
+            return self._result("refused", reason)
+        permitted = policy.profiles[decision.profile].permitted_images() if decision.profile else ()
+        if self.session.image not in permitted:
+            reason = (
+                f"profile {decision.profile!r} does not permit this session's image "
+                f"{self.session.image!r}; open a session on an image it permits"
             )
             pipe._record("session.step.refused", {**self.base, "reason": reason})
             return self._result("refused", reason)

@@ -1,0 +1,149 @@
+"""The pass's state, reporting and traversal; the rule families are mixins over this base."""
+
+from __future__ import annotations
+
+import ast
+from typing import Literal
+
+from cellblock.assess import _capabilities as caps
+from cellblock.assess._ast_pass._bindings import collect_bindings, flatten
+from cellblock.assess._ast_pass._resolve import Resolver
+from cellblock.assess._ast_pass._values import as_ref, is_true
+from cellblock.assess._interface import Confidence, Finding, Level, Source
+
+TOOL = "ast"
+_BIG_LOOP = 10_000  # iterations above which a loop counts as unbounded
+
+
+class PassBase:
+    """One walk over one module (or one decoded payload)."""
+
+    def __init__(self, source: Source, tree: ast.Module, payload_depth: int = 0) -> None:
+        self.source = source
+        self.tree = tree
+        self.nodes = flatten(tree)
+        self.b = collect_bindings(self.nodes)
+        self.res = Resolver(self.b)
+        self.findings: dict[tuple[str, int, int], Finding] = {}
+        self.payload_depth = payload_depth
+        self.loops: list[Literal["infinite", "big", "bounded"]] = []  # around the current node
+        self._loop_kinds: dict[int, Literal["infinite", "big", "bounded"]] = {}
+        self.call_funcs: set[int] = set()  # ids of nodes that are the func of a Call
+        self.store_ids: set[int] = set()
+        # ids of expressions whose value is only inspected by built-in machinery, never handed
+        # on: the classes of isinstance/issubclass and of except clauses
+        self.inert_ids: set[int] = set()
+
+    # -- reporting ---------------------------------------------------------------------------
+    def add(
+        self, node: ast.AST, rule: str, category: str, level: Level, msg: str,
+        cwe: int | None = None, confidence: Confidence = "high",
+    ) -> None:
+        line = getattr(node, "lineno", 1)
+        col0 = getattr(node, "col_offset", 0)
+        raw = self.source.lines[line - 1] if 1 <= line <= len(self.source.lines) else ""
+        col = len(raw.encode("utf-8")[:col0].decode("utf-8", "replace")) + 1
+        key = (rule, line, col)
+        old = self.findings.get(key)
+        if old is not None and old.severity >= level:
+            return
+        self.findings[key] = Finding(
+            tool=TOOL, rule_id=rule, category=category, severity=level,
+            confidence=confidence, cwe=cwe, line=line, column=col,
+            source_line=raw.strip()[:300], message=msg,
+        )
+
+    def add_cap(self, node: ast.AST, qual: str, cap: caps.Capability, obf: bool,
+                level: Level | None = None, ref: bool = False) -> None:
+        lv = level or cap.level
+        msg = f"{cap.message} ({qual})"
+        if ref:
+            msg += ", handed on as a value to be called elsewhere"
+        if obf:
+            lv = lv.bump()
+            msg += ", reached through an obfuscated or reflective lookup"
+            self.add(node, "cb.obfuscation.hidden-call", "obfuscation", Level.HIGH,
+                     f"hides a call to {qual} behind computed names or reflection", cwe=506)
+        self.add(node, cap.rule_id, cap.category, lv, msg, cap.cwe, cap.confidence)
+
+    # -- traversal ---------------------------------------------------------------------------
+    def run(self) -> list[Finding]:
+        for node, _ in self.nodes:
+            if isinstance(node, ast.Call):
+                self.call_funcs.add(id(node.func))
+            elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
+                targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [
+                    node.target]
+                for t in targets:
+                    self.store_ids.add(id(t))
+            self._mark_inert(node)
+        for node, loops in self.nodes:
+            visitor = getattr(self, "visit_" + type(node).__name__, None)
+            if visitor is not None:
+                self.loops = [self._loop_kind(lp) for lp in loops]
+                visitor(node)
+        self._check_module()
+        return list(self.findings.values())
+
+    def _loop_kind(self, node: ast.AST) -> Literal["infinite", "big", "bounded"]:
+        cached = self._loop_kinds.get(id(node))
+        if cached is not None:
+            return cached
+        kind: Literal["infinite", "big", "bounded"] = "bounded"
+        if isinstance(node, ast.While):
+            kind = "infinite" if is_true(node.test) else "bounded"
+        it = node.iter if isinstance(node, ast.For | ast.AsyncFor) else None
+        if isinstance(it, ast.Call):
+            fq = {as_ref(v) for v in self.res.resolve(it.func)}
+            if "itertools.count" in fq or ("itertools.repeat" in fq and len(it.args) < 2):
+                kind = "infinite"
+            elif "builtins.range" in fq and it.args:
+                n = self.res.resolve_int(it.args[-1] if len(it.args) == 1 else it.args[1], {}, 0)
+                if n is None or n >= _BIG_LOOP:
+                    kind = "big"
+        self._loop_kinds[id(node)] = kind
+        return kind
+
+    def _mark_inert(self, node: ast.AST) -> None:
+        """Record expressions whose value Python only inspects with built-in machinery.
+
+        ``isinstance(x, C)`` / ``issubclass(X, C)`` consult the metaclass of ``C`` (built-in for
+        every capability) and ``except C:`` matches exception classes. Annotations and comparison
+        operands are *not* inert: annotations are kept in ``__annotations__`` and ``a == f`` or
+        ``f in a`` hands ``f`` to a user-defined ``__eq__``/``__contains__``.
+        """
+        inert: ast.expr | None = None
+        if isinstance(node, ast.ExceptHandler):
+            inert = node.type
+        elif isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords:
+            fq = {as_ref(v) for v in self.res.resolve(node.func)}
+            if fq and fq <= {"builtins.isinstance", "builtins.issubclass"}:
+                inert = node.args[1]
+        if inert is not None:
+            self.inert_ids.add(id(inert))
+            if isinstance(inert, ast.Tuple):
+                self.inert_ids.update(id(e) for e in inert.elts)
+
+    def _check_module(self) -> None:
+        """Rules over the whole module, applied after the walk (overridden by the mixins)."""
+
+    def _check_payload(self, node: ast.AST, text: str, executed: bool) -> bool:
+        """Analyze a decoded or literal string as Python. True when it had findings."""
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return False
+        if not any(isinstance(n, ast.Call | ast.Import | ast.ImportFrom | ast.Attribute)
+                   for n in ast.walk(tree)):
+            return False
+        inner_src = Source(text, "<payload>", tuple(text.splitlines()))
+        inner = type(self)(inner_src, tree, self.payload_depth + 1).run()
+        found = False
+        for f in inner:
+            if f.severity < Level.MEDIUM and not executed:
+                continue
+            found = True
+            lv = f.severity if not executed else max(f.severity, Level.MEDIUM)
+            self.add(node, f.rule_id, f.category, lv.bump() if lv >= Level.MEDIUM else lv,
+                     f"in a hidden payload: {f.message}", f.cwe, f.confidence)
+        return found

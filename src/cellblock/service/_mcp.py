@@ -1,0 +1,292 @@
+"""The MCP server (official ``mcp`` SDK, FastMCP): tools to run and assess Python, the policy.
+
+Transports: stdio (a local client starts ``cellblock mcp``; the caller is the local user and the
+policy is the one given on the command line) and streamable HTTP (``cellblock mcp --http``; every
+request carries a bearer token, which sets the caller, its policy and its quotas, exactly as for
+the HTTP API).
+
+A run that does not happen comes back as a structured reason the agent can act on: the level, the
+findings with line numbers, and the decision. Review-level code asks the person through MCP
+elicitation when the client supports it; otherwise it is refused with that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from mcp.server.fastmcp import Context, FastMCP
+from mcp.types import (
+    CallToolResult,
+    ClientCapabilities,
+    ContentBlock,
+    ElicitationCapability,
+    ImageContent,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import BaseModel, Field
+
+from cellblock.pipeline import Approval, PipelineResult, ReviewRequest
+from cellblock.sandbox.errors import InvalidLimitsError, SourceDecodeError
+from cellblock.service._core import ServiceCore
+from cellblock.service.interface import Identity, QuotaExceededError, ServiceError, extensions
+
+INSTRUCTIONS = """\
+cellblock runs Python you write in a hardened, single-use sandbox with no network. Every program
+is first assessed (static analysis) and a policy decides: allow, restrict, review (a person must
+approve) or block. If a run is blocked or not approved, the result says why (level, findings with
+line numbers): revise the code to avoid the flagged constructs and try again. Use assess_python
+to check code without running it. Read the resource cellblock://policy for the limits in force.
+"""
+
+RUN_DESCRIPTION = """\
+Run a Python 3 program in an isolated sandbox (no network, read-only filesystem except /tmp and
+the working directory, CPU/memory/time limits) and return its status, exit code, stdout and
+stderr. Print what you need to see. The program is assessed first; if the policy blocks it or a
+person declines it, nothing runs and `reason` explains why (level, findings with line numbers,
+decision) so you can revise the code."""
+
+ASSESS_DESCRIPTION = """\
+Assess a Python 3 program without running it: the risk level (none, low, medium, high,
+critical), the findings (rule, line, message) and what the policy would decide
+(allow, restrict, review or block)."""
+
+
+class ReviewAnswer(BaseModel):
+    """What the person answers when asked to approve a program."""
+
+    approve: bool = Field(description="Run this program?")
+    reason: str = Field(default="", description="Why (optional)")
+
+
+# A hook for rich outputs: once results carry artifacts (sessions/files work), PNG and JPEG
+# artifacts become MCP image content. Takes the result, returns content blocks.
+ArtifactRenderer = Callable[[PipelineResult], list[ContentBlock]]
+
+
+def render_image_artifacts(result: PipelineResult) -> list[ContentBlock]:
+    blocks: list[ContentBlock] = []
+    for artifact in getattr(result.execution, "artifacts", None) or ():
+        media = str(getattr(artifact, "media_type", ""))
+        data = getattr(artifact, "data_base64", None)
+        if media.startswith("image/") and isinstance(data, str):
+            blocks.append(ImageContent(type="image", data=data, mimeType=media))
+    return blocks
+
+
+def _findings(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {k: f.get(k) for k in ("rule_id", "tool", "severity", "line", "message")}
+        for f in data.get("findings", [])
+    ]
+
+
+def summarise(result: PipelineResult) -> dict[str, Any]:
+    """The model-facing result: small, flat, and a machine-readable reason when nothing ran."""
+    full = result.to_dict()
+    out: dict[str, Any] = {
+        "status": result.status,
+        "ran": result.ran,
+        "exit_code": full.get("exit_code"),
+        "stdout": full.get("stdout", ""),
+        "stderr": full.get("stderr", ""),
+        "stdout_truncated": full.get("stdout_truncated", False),
+        "stderr_truncated": full.get("stderr_truncated", False),
+        "timed_out": full.get("timed_out", False),
+        "duration_s": full.get("duration_s"),
+        "run_id": result.run_id,
+        "level": full["assessment"]["level"],
+        "findings": _findings(full["assessment"]),
+        "decision": full["decision"],
+        "approval": full["approval"],
+        "reason": None,
+    }
+    if not result.ran:
+        out["reason"] = {
+            "code": result.status,  # "blocked" or "not_approved"
+            "message": (
+                result.approval.reason
+                if result.approval is not None and result.approval.reason
+                else result.decision.reason
+            ),
+            "level": out["level"],
+            "findings": out["findings"],
+            "decision": result.decision.action,
+        }
+    return out
+
+
+def _text_summary(data: dict[str, Any]) -> str:
+    if not data["ran"]:
+        reason = data["reason"]
+        lines = [f"NOT RUN ({reason['code']}): {reason['message']}"]
+        lines += [
+            f"  line {f['line']}: {f['rule_id']} ({f['severity']}) {f['message']}"
+            for f in reason["findings"]
+        ]
+        return "\n".join(lines)
+    parts = [f"status: {data['status']} (exit code {data['exit_code']})"]
+    if data["stdout"]:
+        parts.append(f"stdout:\n{data['stdout']}")
+    if data["stderr"]:
+        parts.append(f"stderr:\n{data['stderr']}")
+    return "\n".join(parts)
+
+
+def _tool_error(code: str, message: str, **extra: Any) -> CallToolResult:
+    data = {"status": "error", "ran": False, "reason": {"code": code, "message": message, **extra}}
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"ERROR ({code}): {message}")],
+        structuredContent=data,
+        isError=True,
+    )
+
+
+def create_mcp(
+    core: ServiceCore,
+    identity_of: Callable[[Context[Any, Any, Any]], Identity],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    render_artifacts: ArtifactRenderer = render_image_artifacts,
+) -> FastMCP[Any]:
+    server: FastMCP[Any] = FastMCP(
+        "cellblock", instructions=INSTRUCTIONS, host=host, port=port, log_level="WARNING"
+    )
+
+    @server.tool(
+        name="run_python",
+        description=RUN_DESCRIPTION,
+        annotations=ToolAnnotations(title="Run Python in a sandbox", openWorldHint=False),
+    )
+    async def run_python(
+        ctx: Context[Any, Any, Any],
+        code: Annotated[str, Field(description="The complete Python 3 program to run.")],
+        timeout_s: Annotated[
+            float | None,
+            Field(
+                ge=0.1,
+                le=3600,
+                description="Wall-clock limit in seconds (can only shorten the policy's limit).",
+            ),
+        ] = None,
+        packages: Annotated[
+            list[str] | None,
+            Field(
+                description="Extra packages the program needs. Not available on this server "
+                "yet: leave empty and use the standard library.",
+            ),
+        ] = None,
+    ) -> CallToolResult:
+        identity = identity_of(ctx)
+        if packages:
+            return _tool_error(
+                "packages_unavailable",
+                "this server cannot install packages yet; use the standard library",
+                packages=packages,
+            )
+        loop = asyncio.get_running_loop()
+
+        def approver(request: ReviewRequest) -> Approval:
+            # called from the run's worker thread: ask on the event loop and wait for the answer
+            future = asyncio.run_coroutine_threadsafe(_ask_person(ctx, request, identity), loop)
+            return future.result(timeout=600)
+
+        try:
+            with core.quotas.slot(identity.subject, identity.quotas):
+                _rid, future = core.submit(identity, code, timeout_s=timeout_s, approver=approver)
+                result = await asyncio.wrap_future(future)
+        except (InvalidLimitsError, SourceDecodeError) as exc:
+            return _tool_error("invalid_input", str(exc))
+        except QuotaExceededError as exc:
+            return _tool_error("quota_exceeded", str(exc), retry_after_s=exc.retry_after_s)
+        except ServiceError as exc:
+            return _tool_error("unavailable", str(exc))
+        data = summarise(result)
+        content: list[ContentBlock] = [TextContent(type="text", text=_text_summary(data))]
+        content += render_artifacts(result)
+        return CallToolResult(content=content, structuredContent=data, isError=False)
+
+    @server.tool(
+        name="assess_python",
+        description=ASSESS_DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Assess Python without running it", readOnlyHint=True, openWorldHint=False
+        ),
+    )
+    async def assess_python(
+        ctx: Context[Any, Any, Any],
+        code: Annotated[str, Field(description="The complete Python 3 program to assess.")],
+    ) -> CallToolResult:
+        identity = identity_of(ctx)
+        report = await asyncio.to_thread(core.assess, identity, code)
+        data = {
+            "level": report["assessment"]["level"],
+            "findings": _findings(report["assessment"]),
+            "decision": report["decision"],
+            "policy": report["policy"],
+        }
+        text = f"level: {data['level']}; decision: {data['decision']['action']}"
+        text += "".join(
+            f"\n  line {f['line']}: {f['rule_id']} ({f['severity']}) {f['message']}"
+            for f in data["findings"]
+        )
+        return CallToolResult(content=[TextContent(type="text", text=text)], structuredContent=data)
+
+    @server.resource(
+        "cellblock://policy",
+        name="policy",
+        description="The policy in force for this caller (decisions, limits, hardening) "
+        "and its quotas.",
+        mime_type="application/json",
+    )
+    def policy() -> str:
+        identity = identity_of(server.get_context())
+        loaded = core.loaded_policy(identity.policy)
+        return json.dumps(
+            {
+                "policy": loaded.policy.to_dict(),
+                "digest": loaded.policy.digest(),
+                "quotas": identity.quotas.to_dict(),
+            },
+            default=str,
+        )
+
+    for extension in extensions():
+        if extension.mcp is not None:
+            extension.mcp(server, core)
+    return server
+
+
+async def _ask_person(
+    ctx: Context[Any, Any, Any], request: ReviewRequest, identity: Identity
+) -> Approval:
+    who = f"mcp-elicitation:{identity.subject}"
+    wanted = ClientCapabilities(elicitation=ElicitationCapability())
+    if not ctx.request_context.session.check_client_capability(wanted):
+        return Approval(
+            False,
+            by="mcp",
+            reason="the policy requires a person's approval (review) and this MCP client "
+            "does not support elicitation; revise the code to avoid the findings",
+        )
+    findings = "".join(
+        f"\n- line {f.line}: {f.rule_id} ({f.severity}) {f.message}"
+        for f in (request.assessment.findings if request.assessment else ())
+    )
+    code = request.code if len(request.code) <= 4000 else request.code[:4000] + "\n..."
+    message = (
+        f"cellblock: this program needs your approval (level {request.decision.level}: "
+        f"{request.decision.reason}).{findings}\n\n{code}"
+    )
+    try:
+        answer = await ctx.elicit(message=message, schema=ReviewAnswer)
+    except Exception as exc:  # a client that fails to answer says no
+        return Approval(False, by=who, reason=f"the approval request failed: {exc}")
+    if answer.action == "accept" and answer.data is not None:
+        reason = answer.data.reason or ("approved" if answer.data.approve else "declined")
+        return Approval(bool(answer.data.approve), by=who, reason=reason)
+    return Approval(False, by=who, reason=f"the person chose '{answer.action}'")

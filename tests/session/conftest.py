@@ -14,6 +14,7 @@ def policy_for(
     tmp_path: Path, runtime: str, *, block_high: bool = False, allow_all: bool = False
 ) -> Path:
     text = FIXTURE.read_text().replace("runtime: runc", f"runtime: {runtime}")
+    text = text.replace("    timeout: 10s\n", "    timeout: 10s\n    images: [data]\n")
     text = text.replace("name: runc-open", f"name: session-{runtime}")
     if block_high:
         text = text.replace("  high: allow", "  high: block")

@@ -89,19 +89,24 @@ def test_figures_come_back_as_png(tmp_path: Path, audit_dir: Path) -> None:
         assert s.run("1").artifacts == ()
 
 
-def test_matplotlib_chart_on_the_data_image(runc_policy: Path, audit_dir: Path) -> None:
-    with Session(runc_policy, audit_dir=audit_dir) as s:
-        has = s.run("import importlib.util\nimportlib.util.find_spec('matplotlib') is not None")
-        if has.value != "True":
-            pytest.skip(
-                "matplotlib is not in this sandbox image: the `data` image profile (issue 10, "
-                "helper F) is not merged on this branch; the lead removes this skip after merging"
-            )
-        step = s.run(
+def test_csv_summary_and_chart_on_the_data_image(
+    runc_policy: Path, audit_dir: Path, tmp_path: Path
+) -> None:
+    """The README's three steps: an uploaded CSV loaded with pandas, a summary, a chart."""
+    # the pipeline builds the data image on first use when the engine lacks it
+    csv = tmp_path / "sales.csv"
+    csv.write_text("month,region,sales\n1,north,10\n2,north,12\n1,south,7\n2,south,9\n")
+    with Session(runc_policy, audit_dir=audit_dir, image="data") as s:
+        s.upload({"sales.csv": csv})
+        load = s.run("import pandas as pd\ndf = pd.read_csv('sales.csv')\nlen(df)")
+        assert (load.status, load.value) == ("ok", "4"), load
+        summary = s.run("df.groupby('region')['sales'].sum().to_dict()")
+        assert summary.value == "{'north': 22, 'south': 16}", summary
+        chart = s.run(
             "import matplotlib.pyplot as plt\n"
-            "fig = plt.figure(figsize=(4, 3), dpi=50)\nplt.plot([1, 2, 3], [3, 1, 2])\n"
+            "fig = plt.figure(figsize=(4, 3), dpi=50)\nplt.plot(df['month'], df['sales'])\n"
         )
-        assert step.status == "ok", step.stderr
-        assert len(step.artifacts) == 1 and png_size(step.artifacts[0].data) == (200, 150)
+        assert chart.status == "ok", chart.stderr
+        assert [png_size(a.data) for a in chart.artifacts] == [(200, 150)]
         shown = s.run("plt.figure(figsize=(2, 2), dpi=50)\nplt.bar([1], [2])\nplt.show()")
         assert [png_size(a.data) for a in shown.artifacts] == [(100, 100)]

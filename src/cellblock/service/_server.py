@@ -100,6 +100,11 @@ def run_http(args: argparse.Namespace) -> int:
 
 
 def run_mcp(args: argparse.Namespace) -> int:
+    import warnings
+
+    # The MCP SDK's settings model warns about its own forward reference on every start
+    # (pydantic-settings >= 2.11); not ours to fix, and it would read as a problem in the log.
+    warnings.filterwarnings("ignore", message="Field 'lifespan' has an incomplete definition")
     from cellblock.service._mcp import create_mcp
 
     if not args.http:

@@ -223,3 +223,31 @@ def test_http_run_on_the_data_image(svc_env, start_server, docker_client) -> Non
     assert r.status_code == 200 and data["status"] == "ok", data
     assert data["stdout"] == "10\n" and data["image"] == "data"
     assert data["assessment"]["missing_dependencies"] == []
+
+
+def test_a_refusal_from_a_verdict_carries_its_findings_and_distributions() -> None:
+    """A vulnerable (block) refusal answers with every finding and what was resolved."""
+    from cellblock.packages import (
+        Distribution,
+        PackageRules,
+        Resolution,
+        ScanReport,
+        Target,
+        Vulnerability,
+        check,
+        refusal,
+    )
+    from cellblock.service._packages import translate
+    from cellblock.service.interface import PackagesRefusedError
+
+    wheel = "ecdsa-0.19.2-py2.py3-none-any.whl"
+    dist = Distribution("ecdsa", "0.19.2", wheel, "0" * 64, 1000, Path("/nonexistent"), True)
+    resolution = Resolution((VULNERABLE,), (dist,), Target(), "index")
+    scan = ScanReport("test", True, (Vulnerability("GHSA-test", "ecdsa", "0.19.2"),))
+    error = refusal(check(resolution, scan, PackageRules(allowed=True)))
+    assert error is not None
+    answer = translate(error, [VULNERABLE])
+    assert isinstance(answer, PackagesRefusedError) and answer.kind == "vulnerable"
+    details = answer.details()
+    assert details["findings"][0]["kind"] == "vulnerability"
+    assert details["distributions"][0]["name"] == "ecdsa" and details["packages"] == [VULNERABLE]

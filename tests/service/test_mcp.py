@@ -19,7 +19,7 @@ from tests.service.conftest import CELLBLOCK, REVIEW, audit_records, bearer, mak
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-REVIEW_CODE = "x = eval('6 * 7')\nprint(x)"
+REVIEW_CODE = "import os; x = eval(os.environ.get('E', '6 * 7'))\nprint(x)"
 
 
 def approve(answer: bool | None) -> Callable[..., Awaitable[ElicitResult]]:

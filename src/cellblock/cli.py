@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-        sys.stdout.flush()
+        if not sys.stdout.closed:  # a server (``mcp`` over stdio) may have closed it on its way out
+            sys.stdout.flush()
     except CellblockError as exc:
         note(f"error: {exc}", sys.stderr)
         return exc.exit_code

@@ -26,7 +26,8 @@ def test_caller_in_every_record_of_the_run_and_absent_otherwise(tmp_path: Path) 
     caller = {"subject": "token:0123456789abcdef", "token_id": "0123456789abcdef", "via": "test"}
     with Pipeline(REVIEW, audit_dir=tmp_path, use_pool=False) as pipeline:
         with_caller = pipeline.execute("print(1)", caller=caller)
-        reviewed = pipeline.execute("eval('1')", caller=caller)  # approval record too
+        # high (eval of a value from outside the program): review, so an approval record too
+        reviewed = pipeline.execute("import os; eval(os.environ.get('E', '1'))", caller=caller)
         without = pipeline.execute("print(2)")
     records = _records(tmp_path)
 

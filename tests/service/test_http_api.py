@@ -64,7 +64,10 @@ def test_blocked_and_review_runs_answer_with_the_decision(svc_env, start_server)
     assert blocked["status"] == "blocked" and blocked["exit_code"] is None
     assert blocked["assessment"]["findings"][0]["line"] == 1
     review = httpx.post(
-        server.url + "/v1/run", json={"code": "eval('1+1')"}, headers=bearer(token), timeout=120
+        server.url + "/v1/run",
+        json={"code": "import os; eval(os.environ.get('E', '1+1'))"},
+        headers=bearer(token),
+        timeout=120,
     ).json()
     assert review["status"] == "not_approved" and review["decision"]["action"] == "review"
     assessed = httpx.post(

@@ -19,7 +19,7 @@ from tests.service.conftest import CELLBLOCK, REVIEW, audit_records, bearer, mak
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-REVIEW_CODE = "x = eval('6 * 7')\nprint(x)"
+REVIEW_CODE = "import os; x = eval(os.environ.get('E', '6 * 7'))\nprint(x)"
 
 
 def approve(answer: bool | None) -> Callable[..., Awaitable[ElicitResult]]:
@@ -105,7 +105,9 @@ def test_stdio_tools_resource_and_runs(svc_env, tmp_path) -> None:
     assessed = out["assessed"].structuredContent
     assert assessed["level"] == "critical" and assessed["decision"]["action"] == "block"
     assert out["packages"].isError
-    assert out["packages"].structuredContent["reason"]["code"] == "packages_unavailable"
+    # svc-review allows no per-run packages: refused by name, before any download
+    assert out["packages"].structuredContent["reason"]["code"] == "packages_refused"
+    assert out["packages"].structuredContent["reason"]["kind"] == "denied"
     assert out["bad"].isError and "code" in out["bad"].content[0].text
 
     runs = [r for r in audit_records(svc_env) if r["type"] == "execution.finished"]

@@ -13,7 +13,9 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from tests.service.conftest import CELLBLOCK, REVIEW, cli
+from tests.service.conftest import CELLBLOCK, POLICIES, REVIEW, cli
+
+PACKAGES = str(POLICIES / "svc-packages.yaml")
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -21,22 +23,27 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 SECTION = README[README.index("## Service: HTTP API and MCP server") :]
 
 
-def test_readme_curl_call(svc_env, start_server, tmp_path) -> None:
+def test_readme_curl_calls(svc_env, start_server, tmp_path) -> None:
     block = re.search(r"```sh\n(.*?)```", SECTION, re.S).group(1)  # type: ignore[union-attr]
-    curl = " ".join(
+    text = " ".join(
         line.rstrip("\\").strip()
         for line in block.splitlines()
         if line.strip().startswith(("curl", "-d"))
     )
-    curl = curl.split("#")[0]
-    assert curl.startswith("curl") and "/v1/run" in curl
-    token = cli(svc_env, "token", "create", "readme", "--policy", REVIEW).stdout.strip()
+    calls = ["curl" + c.split("#")[0] for c in text.split("curl")[1:]]
+    assert len(calls) == 2 and all("/v1/run" in c for c in calls)
+    # the packages policy: runc only, per-run packages allowed like the README's `standard`
+    token = cli(svc_env, "token", "create", "readme", "--policy", PACKAGES).stdout.strip()
     server = start_server("serve")
-    argv = [a.replace("$TOKEN", token) for a in shlex.split(curl)]
-    argv = [a.replace("http://127.0.0.1:8765", server.url) for a in argv]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
-    result = json.loads(out)
-    assert result["status"] == "ok" and result["stdout"] == "42\n"
+    results = []
+    for curl in calls:
+        argv = [a.replace("$TOKEN", token) for a in shlex.split(curl)]
+        argv = [a.replace("http://127.0.0.1:8765", server.url) for a in argv]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True)
+        results.append(json.loads(out.stdout))
+    assert results[0]["status"] == "ok" and results[0]["stdout"] == "42\n"
+    assert results[1]["status"] == "ok" and results[1]["stdout"] == "-  -\n1  2\n-  -\n"
+    assert results[1]["packages"]["action"] == "allow"
 
 
 def test_readme_mcp_client_configuration(svc_env, tmp_path) -> None:

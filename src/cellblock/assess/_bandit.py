@@ -62,6 +62,9 @@ BANDIT_MAP: dict[str, tuple[str, Level]] = {
 
 _log = logging.getLogger("bandit")
 _log.addHandler(logging.NullHandler())  # keep Bandit's own error logging off our stderr
+# Bandit loads every report formatter through stevedore; one whose optional dependency is absent
+# (sarif) is logged as an ERROR wherever a server has configured root logging. We never use them.
+logging.getLogger("stevedore.extension").setLevel(logging.CRITICAL)
 
 
 def _conf(value: Any) -> Confidence:

@@ -14,7 +14,7 @@ log. Verification needs no Ray::
     verify_fleet(dispatcher_dir, trust_root=pub, node_list=nodes_json, node_logs={...})
 
 ``RayFleet`` and ``cluster_nodes`` import Ray (``pip install 'cellblock[ray]'``) when first used.
-See docs/fleet.md.
+See docs/scale-out.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A fleet is a set of *remote pipelines*: each node runs an ordinary :class:`~cellblock.Pipeline`
 on its own Docker engine, with its own warm pool, signing key and audit log. The dispatcher only
 carries program text to a node and the result back; every decision is made and recorded on the
-node that runs the program. See docs/fleet.md.
+node that runs the program. See docs/scale-out.md.
 """
 
 from __future__ import annotations

@@ -158,8 +158,12 @@ def refusal(verdict: PackageVerdict) -> PackageRefusedError | None:
         return None
     first = next(f for f in verdict.findings if f.action == "block")
     tail = "; the policy blocks it (packages.{})"
+    error: PackageRefusedError
     if first.kind == "vulnerability":
-        return VulnerablePackageError(first.message + tail.format("vulnerabilities"))
-    if first.kind == "unscanned":
-        return ScanUnavailableError(first.message + tail.format("scan_unavailable"))
-    return DeniedPackageError(first.message + tail.format("typosquat"))
+        error = VulnerablePackageError(first.message + tail.format("vulnerabilities"))
+    elif first.kind == "unscanned":
+        error = ScanUnavailableError(first.message + tail.format("scan_unavailable"))
+    else:
+        error = DeniedPackageError(first.message + tail.format("typosquat"))
+    error.verdict = verdict  # every finding, for callers that show them (the service)
+    return error

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cellblock.errors import CellblockError
+
+if TYPE_CHECKING:
+    from cellblock.packages.interface import PackageVerdict
 
 #: Exit status of ``cellblock`` when a package cannot be resolved, fetched or verified.
 EXIT_PACKAGE = 122
@@ -52,6 +57,8 @@ class PackageRefusedError(PackageError):
     """The policy refuses a package (denied name, over the size limit, vulnerable, unscanned)."""
 
     exit_code = EXIT_PACKAGE_BLOCKED
+    #: the verdict (resolution, scan, findings) when the refusal came from one
+    verdict: PackageVerdict | None = None
 
 
 class DeniedPackageError(PackageRefusedError):

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ from cellblock.sandbox._sandbox import default_backend
 from cellblock.sandbox.errors import InvalidLimitsError, SourceDecodeError
 from cellblock.sandbox.interface import Backend
 from cellblock.service._metrics import ServiceMetrics
+from cellblock.service._packages import check_image, check_packages, translate
 from cellblock.service._quotas import QuotaTracker
-from cellblock.service.interface import Identity, ShuttingDownError
+from cellblock.service.interface import Identity, ImageUnavailableError, ShuttingDownError
 
 LABEL_MANAGED = "cellblock.managed"
 
@@ -74,6 +75,7 @@ class ServiceCore:
         self._at_drain: list[_InFlight] = []
         self._closed = False
         self._warm = warm
+        self._images_present: set[str] = set()  # image tags seen built and current
         self.started_at = time.time()
 
     # -- policies ------------------------------------------------------------------------------
@@ -111,10 +113,19 @@ class ServiceCore:
         stdin: bytes | None = None,
         timeout_s: float | None = None,
         approver: Approver | None = None,
+        image: str | None = None,
+        packages: Sequence[str] | None = None,
     ) -> tuple[str, concurrent.futures.Future[PipelineResult]]:
-        """Start a run (quota already held by the caller); the future gives its result."""
+        """Start a run (quota already held by the caller); the future gives its result.
+
+        ``packages`` over the caps, an unknown image or one no profile permits raise
+        :class:`RequestFieldError` here; package and image errors of the run itself come out
+        of the future as service errors (see :func:`cellblock.service._packages.translate`).
+        """
         if self._draining is not None:
             raise ShuttingDownError("the server is shutting down and accepts no new runs")
+        specs = check_packages(packages)
+        check_image(self.loaded_policy(identity.policy).policy, image)
         pipeline = self.pipeline_for(identity.policy)
         override: dict[str, Any] = {
             "stdout_bytes": identity.quotas.max_output_bytes,
@@ -127,17 +138,25 @@ class ServiceCore:
         def work() -> PipelineResult:
             t0 = time.monotonic()
             try:
+                if image is not None:
+                    self._require_image(pipeline, image)
                 result = pipeline.execute(
                     code,
                     stdin=stdin,
                     approver=approver,
                     limits_override=override,
                     caller=identity.to_audit(),
+                    image=image,
+                    packages=specs,
                 )
             except (InvalidLimitsError, SourceDecodeError):
                 raise  # the caller's input, not the engine
-            except SandboxError:
-                self.metrics.engine_errors.inc()
+            except CellblockError as exc:
+                translated = translate(exc, specs)
+                if translated is not None:
+                    raise translated from None
+                if isinstance(exc, SandboxError):
+                    self.metrics.engine_errors.inc()
                 raise
             self.metrics.observe_run(result, time.monotonic() - t0)
             return result
@@ -147,6 +166,28 @@ class ServiceCore:
             self._inflight[request_id] = _InFlight(request_id, identity, time.time(), future)
         future.add_done_callback(lambda _f: self._done(request_id))
         return request_id, future
+
+    def _require_image(self, pipeline: Pipeline, image: str) -> None:
+        """Refuse an image profile that is not built: the service never builds one for a
+        request (the pipeline would, and that is minutes of host work a caller could start)."""
+        from cellblock.sandbox.profiles import find_profile, inspect_profile_image, profile_tag
+
+        if image == "base":
+            return  # the sandbox image: built or checked when the pipeline starts
+        client = getattr(self.backend, "client", None)
+        if client is None:
+            return
+        profile = find_profile(image, pipeline.policy)
+        if profile_tag(profile) in self._images_present:
+            return
+        info = inspect_profile_image(client, profile)
+        if not (info.present and info.current):
+            raise ImageUnavailableError(
+                f"field 'image': the {image} image is not built on this server "
+                f"({'stale' if info.present else 'absent'}); pick another image, or ask the "
+                f"operator to run `cellblock image build --profile {image}`"
+            )
+        self._images_present.add(info.tag)
 
     def _done(self, request_id: str) -> None:
         with self._lock:

@@ -2,8 +2,9 @@
 
 JSON in and out. A run answers 200 with ``PipelineResult.to_dict()`` plus ``caller`` whatever the
 program did (blocked and not-approved runs included: the decision is the answer). Errors are
-``{"error": {"code", "message"[, "field"]}}``: 401 token, 413 body, 422 input (field named),
-429 quota (with ``Retry-After``), 503 draining; never a traceback.
+``{"error": {"code", "message"[, "field"]}}``: 401 token, 403 packages the policy refuses (with
+the findings), 413 body, 422 input (field named), 429 quota (with ``Retry-After``), 503 draining
+or an image not built; never a traceback.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cellblock import __version__
 from cellblock.errors import CellblockError
@@ -28,9 +29,18 @@ from cellblock.service._core import ServiceCore
 from cellblock.service._guard import TokenGate
 from cellblock.service._metrics import CONTENT_TYPE
 from cellblock.service._monitor import live_cells
+from cellblock.service._packages import (
+    MAX_PACKAGES,
+    MAX_SPEC_CHARS,
+    describe_images,
+    image_catalogue,
+)
 from cellblock.service.interface import (
     Identity,
+    ImageUnavailableError,
+    PackagesRefusedError,
     QuotaExceededError,
+    RequestFieldError,
     ShuttingDownError,
     TokenStore,
     extensions,
@@ -54,6 +64,25 @@ class RunBody(BaseModel):
         ge=0.1,
         le=24 * 3600,
         description="Wall-clock limit in seconds; can only tighten the policy's limit.",
+    )
+    packages: (
+        list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_SPEC_CHARS)]] | None
+    ) = Field(
+        default=None,
+        max_length=MAX_PACKAGES,
+        description="Extra pure-Python packages the program imports, as requirement specifiers "
+        "('tabulate==0.10.0'; pin versions). The host resolves wheels, scans them for known "
+        "vulnerabilities and checks them against the policy before anything runs; the sandbox "
+        "still has no network. A refusal is 403 `packages_refused` (kind, findings); a package "
+        "that cannot be resolved is 422 naming `packages`.",
+        examples=[["tabulate==0.10.0"]],
+    )
+    image: str | None = Field(
+        default=None,
+        max_length=64,
+        description=describe_images(None)
+        + " An image not permitted or unknown is 422 naming `image`; one not built on this "
+        "server is 503 `image_unavailable`.",
     )
 
 
@@ -118,6 +147,18 @@ def create_app(core: ServiceCore, store: TokenStore, *, grace_s: float = 30.0) -
             headers={"Retry-After": str(exc.retry_after_s)},
         )
 
+    @app.exception_handler(RequestFieldError)
+    async def bad_field(_request: Request, exc: RequestFieldError) -> JSONResponse:
+        return _error(422, "invalid_input", str(exc), field=exc.field, kind=exc.kind)
+
+    @app.exception_handler(PackagesRefusedError)
+    async def refused(_request: Request, exc: PackagesRefusedError) -> JSONResponse:
+        return _error(403, "packages_refused", str(exc), **exc.details())
+
+    @app.exception_handler(ImageUnavailableError)
+    async def no_image(_request: Request, exc: ImageUnavailableError) -> JSONResponse:
+        return _error(503, "image_unavailable", str(exc), field="image")
+
     @app.exception_handler(ShuttingDownError)
     async def draining(_request: Request, exc: ShuttingDownError) -> JSONResponse:
         return _error(503, "shutting_down", str(exc), headers={"Retry-After": "5"})
@@ -170,6 +211,8 @@ def create_app(core: ServiceCore, store: TokenStore, *, grace_s: float = 30.0) -
                 body.code,
                 stdin=None if body.stdin is None else body.stdin.encode(),
                 timeout_s=body.timeout_s,
+                image=body.image,
+                packages=body.packages,
             )
             try:
                 result = await asyncio.wrap_future(future)
@@ -207,6 +250,8 @@ def create_app(core: ServiceCore, store: TokenStore, *, grace_s: float = 30.0) -
             "origin": loaded.to_dict(),
             "quotas": identity.quotas.to_dict(),
             "caller": identity.to_audit(),
+            "images": image_catalogue(loaded.policy),
+            "packages_limits": {"max_packages": MAX_PACKAGES, "max_spec_chars": MAX_SPEC_CHARS},
         }
 
     @app.get(

@@ -32,7 +32,21 @@ from pydantic import BaseModel, Field
 from cellblock.pipeline import Approval, PipelineResult, ReviewRequest
 from cellblock.sandbox.errors import InvalidLimitsError, SourceDecodeError
 from cellblock.service._core import ServiceCore
-from cellblock.service.interface import Identity, QuotaExceededError, ServiceError, extensions
+from cellblock.service._packages import (
+    MAX_PACKAGES,
+    MAX_SPEC_CHARS,
+    describe_images,
+    image_catalogue,
+)
+from cellblock.service.interface import (
+    Identity,
+    ImageUnavailableError,
+    PackagesRefusedError,
+    QuotaExceededError,
+    RequestFieldError,
+    ServiceError,
+    extensions,
+)
 
 INSTRUCTIONS = """\
 cellblock runs Python you write in a hardened, single-use sandbox with no network. Every program
@@ -47,7 +61,15 @@ Run a Python 3 program in an isolated sandbox (no network, read-only filesystem 
 the working directory, CPU/memory/time limits) and return its status, exit code, stdout and
 stderr. Print what you need to see. The program is assessed first; if the policy blocks it or a
 person declines it, nothing runs and `reason` explains why (level, findings with line numbers,
-decision) so you can revise the code."""
+decision) so you can revise the code. Third-party libraries: pick an `image` that holds them, or
+ask for small pure-Python ones in `packages` (resolved and scanned on the host, checked against
+the policy; a refusal says why, with the package findings)."""
+
+PACKAGES_DESCRIPTION = (
+    "Extra pure-Python packages the program imports, as requirement specifiers "
+    f"('tabulate==0.10.0'; pin versions; at most {MAX_PACKAGES}, each at most {MAX_SPEC_CHARS} "
+    "characters). Prefer an image that already holds what you need."
+)
 
 ASSESS_DESCRIPTION = """\
 Assess a Python 3 program without running it: the risk level (none, low, medium, high,
@@ -102,6 +124,8 @@ def summarise(result: PipelineResult) -> dict[str, Any]:
         "findings": _findings(full["assessment"]),
         "decision": full["decision"],
         "approval": full["approval"],
+        "image": result.image,
+        "packages": _packages_summary(full.get("packages")),
         "reason": None,
     }
     if not result.ran:
@@ -116,7 +140,22 @@ def summarise(result: PipelineResult) -> dict[str, Any]:
             "findings": out["findings"],
             "decision": result.decision.action,
         }
+        if out["packages"] is not None:  # a package verdict may be what asked for review
+            out["reason"]["packages"] = out["packages"]["findings"]
     return out
+
+
+def _packages_summary(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
+    if verdict is None:
+        return None
+    return {
+        "action": verdict["action"],
+        "distributions": [
+            {"name": d["name"], "version": d["version"]}
+            for d in verdict["resolution"]["distributions"]
+        ],
+        "findings": verdict["findings"],
+    }
 
 
 def _text_summary(data: dict[str, Any]) -> str:
@@ -127,6 +166,7 @@ def _text_summary(data: dict[str, Any]) -> str:
             f"  line {f['line']}: {f['rule_id']} ({f['severity']}) {f['message']}"
             for f in reason["findings"]
         ]
+        lines += [f"  package: {f['message']} ({f['action']})" for f in reason.get("packages", [])]
         return "\n".join(lines)
     parts = [f"status: {data['status']} (exit code {data['exit_code']})"]
     if data["stdout"]:
@@ -152,16 +192,15 @@ def create_mcp(
     host: str = "127.0.0.1",
     port: int = 8000,
     render_artifacts: ArtifactRenderer = render_image_artifacts,
+    policy: str | None = None,
 ) -> FastMCP[Any]:
+    """``policy``: the one policy every caller has (stdio), so the tool's schema can list
+    exactly the images it permits; None (HTTP, a policy per token) lists the built-in ones."""
+    images_text = describe_images(core.loaded_policy(policy).policy if policy else None)
     server: FastMCP[Any] = FastMCP(
         "cellblock", instructions=INSTRUCTIONS, host=host, port=port, log_level="WARNING"
     )
 
-    @server.tool(
-        name="run_python",
-        description=RUN_DESCRIPTION,
-        annotations=ToolAnnotations(title="Run Python in a sandbox", openWorldHint=False),
-    )
     async def run_python(
         ctx: Context[Any, Any, Any],
         code: Annotated[str, Field(description="The complete Python 3 program to run.")],
@@ -175,19 +214,16 @@ def create_mcp(
         ] = None,
         packages: Annotated[
             list[str] | None,
+            # the caps are advertised here and checked by the core, which answers a structured
+            # error (the SDK's own validation would answer plain text)
             Field(
-                description="Extra packages the program needs. Not available on this server "
-                "yet: leave empty and use the standard library.",
+                description=PACKAGES_DESCRIPTION,
+                json_schema_extra={"maxItems": MAX_PACKAGES},
             ),
         ] = None,
+        image: str | None = None,  # annotated below: its description is read from the policy
     ) -> CallToolResult:
         identity = identity_of(ctx)
-        if packages:
-            return _tool_error(
-                "packages_unavailable",
-                "this server cannot install packages yet; use the standard library",
-                packages=packages,
-            )
         loop = asyncio.get_running_loop()
 
         def approver(request: ReviewRequest) -> Approval:
@@ -197,10 +233,23 @@ def create_mcp(
 
         try:
             with core.quotas.slot(identity.subject, identity.quotas):
-                _rid, future = core.submit(identity, code, timeout_s=timeout_s, approver=approver)
+                _rid, future = core.submit(
+                    identity,
+                    code,
+                    timeout_s=timeout_s,
+                    approver=approver,
+                    image=image,
+                    packages=packages,
+                )
                 result = await asyncio.wrap_future(future)
         except (InvalidLimitsError, SourceDecodeError) as exc:
             return _tool_error("invalid_input", str(exc))
+        except RequestFieldError as exc:
+            return _tool_error("invalid_input", str(exc), field=exc.field, kind=exc.kind)
+        except PackagesRefusedError as exc:
+            return _tool_error("packages_refused", str(exc), **exc.details())
+        except ImageUnavailableError as exc:
+            return _tool_error("image_unavailable", str(exc), field="image")
         except QuotaExceededError as exc:
             return _tool_error("quota_exceeded", str(exc), retry_after_s=exc.retry_after_s)
         except ServiceError as exc:
@@ -209,6 +258,13 @@ def create_mcp(
         content: list[ContentBlock] = [TextContent(type="text", text=_text_summary(data))]
         content += render_artifacts(result)
         return CallToolResult(content=content, structuredContent=data, isError=False)
+
+    run_python.__annotations__["image"] = Annotated[str | None, Field(description=images_text)]
+    server.tool(
+        name="run_python",
+        description=RUN_DESCRIPTION,
+        annotations=ToolAnnotations(title="Run Python in a sandbox", openWorldHint=False),
+    )(run_python)
 
     @server.tool(
         name="assess_python",
@@ -243,7 +299,7 @@ def create_mcp(
         "and its quotas.",
         mime_type="application/json",
     )
-    def policy() -> str:
+    def policy_resource() -> str:
         identity = identity_of(server.get_context())
         loaded = core.loaded_policy(identity.policy)
         return json.dumps(
@@ -251,6 +307,7 @@ def create_mcp(
                 "policy": loaded.policy.to_dict(),
                 "digest": loaded.policy.digest(),
                 "quotas": identity.quotas.to_dict(),
+                "images": image_catalogue(loaded.policy),
             },
             default=str,
         )
@@ -277,6 +334,12 @@ async def _ask_person(
         f"\n- line {f.line}: {f.rule_id} ({f.severity}) {f.message}"
         for f in (request.assessment.findings if request.assessment else ())
     )
+    if request.packages is not None:
+        wanted_pkgs = ", ".join(
+            f"{d.name}=={d.version}" for d in request.packages.resolution.distributions
+        )
+        findings += f"\nPackages ({wanted_pkgs}): {request.packages.action}"
+        findings += "".join(f"\n- {f.message} ({f.action})" for f in request.packages.findings)
     code = request.code if len(request.code) <= 4000 else request.code[:4000] + "\n..."
     message = (
         f"cellblock: this program needs your approval (level {request.decision.level}: "

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -49,6 +50,13 @@ class _DrainingServer(uvicorn.Server):
 
 def _interrupt(_sig: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _reopen_closed_stdout() -> None:
+    """The SDK's stdio transport closes stdout when the client hangs up; the CLI's final flush
+    must not turn that into a traceback."""
+    if sys.stdout is None or sys.stdout.closed:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- lives until the process exits
 
 
 def _core(args: argparse.Namespace, **kwargs: Any) -> ServiceCore:
@@ -100,6 +108,11 @@ def run_http(args: argparse.Namespace) -> int:
 
 
 def run_mcp(args: argparse.Namespace) -> int:
+    import warnings
+
+    # The MCP SDK's settings model warns about its own forward reference on every start
+    # (pydantic-settings >= 2.11); not ours to fix, and it would read as a problem in the log.
+    warnings.filterwarnings("ignore", message="Field 'lifespan' has an incomplete definition")
     from cellblock.service._mcp import create_mcp
 
     if not args.http:
@@ -108,13 +121,14 @@ def run_mcp(args: argparse.Namespace) -> int:
         policy = args.policy or str(load_policy(None).path or load_policy(None).preset)
         identity = local_identity(policy, "mcp-stdio")
         core = _core(args)
-        server = create_mcp(core, lambda _ctx: identity)
+        server = create_mcp(core, lambda _ctx: identity, policy=policy)
         # SIGTERM from the client: unwind through the finally below (cells killed, recorded)
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.run("stdio")
         finally:
             core.shutdown(MCP_STDIO_GRACE_S)
+            _reopen_closed_stdout()
         return 0
 
     if args.policy:

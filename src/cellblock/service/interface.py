@@ -56,6 +56,60 @@ class ShuttingDownError(ServiceError):
     """The server is draining and accepts no new runs (HTTP 503)."""
 
 
+class RequestFieldError(ServiceInputError):
+    """One field of a run request is wrong (HTTP 422 naming ``field``; an MCP tool error).
+
+    ``kind`` says what, for a program: ``too_many``, ``too_long``, ``unknown_package``,
+    ``no_such_version``, ``sdist_only``, ``index_unreachable``, ``unknown_image``,
+    ``image_not_permitted``...
+    """
+
+    def __init__(self, message: str, *, field: str, kind: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.kind = kind
+
+
+class PackagesRefusedError(ServiceError):
+    """The policy refuses the requested packages; nothing ran (HTTP 403; an MCP tool error).
+
+    ``kind`` is ``denied``, ``size_limit``, ``vulnerable`` or ``scan_unavailable``;
+    ``findings`` are the verdict's (kind, action, message) and ``distributions`` what the
+    requirements resolved to (empty when refused by name, before any download).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        packages: list[str],
+        findings: list[dict[str, Any]],
+        distributions: list[dict[str, Any]],
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.packages = packages
+        self.findings = findings
+        self.distributions = distributions
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "field": "packages",
+            "kind": self.kind,
+            "packages": self.packages,
+            "findings": self.findings,
+            "distributions": self.distributions,
+        }
+
+
+class ImageUnavailableError(ServiceError):
+    """The image profile is known and permitted but not built on the engine (HTTP 503).
+
+    The service never builds an image for a request (minutes of work a caller could trigger).
+    """
+
+
 @dataclass(frozen=True)
 class Quotas:
     """What one token may use. Every field is a positive bound."""

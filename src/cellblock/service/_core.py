@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,17 @@ from cellblock.policy import LoadedPolicy, load_policy
 from cellblock.sandbox import SandboxError
 from cellblock.sandbox._sandbox import default_backend
 from cellblock.sandbox.errors import InvalidLimitsError, SourceDecodeError
+from cellblock.sandbox.files import FileCaps, FileError, input_files
 from cellblock.sandbox.interface import Backend
 from cellblock.service._metrics import ServiceMetrics
 from cellblock.service._packages import check_image, check_packages, translate
 from cellblock.service._quotas import QuotaTracker
-from cellblock.service.interface import Identity, ImageUnavailableError, ShuttingDownError
+from cellblock.service.interface import (
+    Identity,
+    ImageUnavailableError,
+    RequestFieldError,
+    ShuttingDownError,
+)
 
 LABEL_MANAGED = "cellblock.managed"
 
@@ -115,6 +121,8 @@ class ServiceCore:
         approver: Approver | None = None,
         image: str | None = None,
         packages: Sequence[str] | None = None,
+        files: Mapping[str, bytes] | None = None,
+        collect: Sequence[str] | None = None,
     ) -> tuple[str, concurrent.futures.Future[PipelineResult]]:
         """Start a run (quota already held by the caller); the future gives its result.
 
@@ -126,6 +134,7 @@ class ServiceCore:
             raise ShuttingDownError("the server is shutting down and accepts no new runs")
         specs = check_packages(packages)
         check_image(self.loaded_policy(identity.policy).policy, image)
+        inputs = check_files(files, identity.quotas.max_request_bytes)
         pipeline = self.pipeline_for(identity.policy)
         override: dict[str, Any] = {
             "stdout_bytes": identity.quotas.max_output_bytes,
@@ -148,6 +157,8 @@ class ServiceCore:
                     caller=identity.to_audit(),
                     image=image,
                     packages=specs,
+                    files=inputs,
+                    collect=collect,
                 )
             except (InvalidLimitsError, SourceDecodeError):
                 raise  # the caller's input, not the engine
@@ -331,3 +342,16 @@ def _quietly(fn: Callable[[], None]) -> Callable[[], None]:
             fn()
 
     return call
+
+
+def check_files(files: Mapping[str, bytes] | None, max_bytes: int) -> dict[str, bytes] | None:
+    """Input files of a request: valid names, within the file caps and the token's request
+    size, checked before anything is assessed or recorded (a RequestFieldError names them)."""
+    if not files:
+        return None
+    caps = FileCaps(max_bytes=min(FileCaps().max_bytes, max_bytes))
+    try:
+        inputs = input_files(dict(files), caps)
+    except FileError as exc:
+        raise RequestFieldError(f"field 'files': {exc}", field="files", kind="invalid") from None
+    return {f.name: f.data for f in inputs}

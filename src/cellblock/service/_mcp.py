@@ -13,6 +13,8 @@ elicitation when the client supports it; otherwise it is refused with that reaso
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -59,11 +61,14 @@ to check code without running it. Read the resource cellblock://policy for the l
 RUN_DESCRIPTION = """\
 Run a Python 3 program in an isolated sandbox (no network, read-only filesystem except /tmp and
 the working directory, CPU/memory/time limits) and return its status, exit code, stdout and
-stderr. Print what you need to see. The program is assessed first; if the policy blocks it or a
-person declines it, nothing runs and `reason` explains why (level, findings with line numbers,
-decision) so you can revise the code. Third-party libraries: pick an `image` that holds them, or
-ask for small pure-Python ones in `packages` (resolved and scanned on the host, checked against
-the policy; a refusal says why, with the package findings)."""
+stderr. Print what you need to see. Give input files in `files`; image files (PNG, JPEG, GIF,
+WebP) the program leaves in its working directory come back as images, so save a chart with
+`plt.savefig("chart.png")` (matplotlib is on the `data` image). The program is assessed first;
+if the policy blocks it or a person declines it, nothing runs and `reason` explains why (level,
+findings with line numbers, decision) so you can revise the code. Third-party libraries: pick
+an `image` that holds them, or ask for small pure-Python ones in `packages` (resolved and
+scanned on the host, checked against the policy; a refusal says why, with the package
+findings)."""
 
 PACKAGES_DESCRIPTION = (
     "Extra pure-Python packages the program imports, as requirement specifiers "
@@ -84,19 +89,55 @@ class ReviewAnswer(BaseModel):
     reason: str = Field(default="", description="Why (optional)")
 
 
-# A hook for rich outputs: once results carry artifacts (sessions/files work), PNG and JPEG
-# artifacts become MCP image content. Takes the result, returns content blocks.
+# The hook for rich outputs: PNG, JPEG, GIF and WebP artifacts become MCP image content.
 ArtifactRenderer = Callable[[PipelineResult], list[ContentBlock]]
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+# images a one-shot program leaves in its working directory come back (matplotlib: savefig)
+IMAGE_PATTERNS = ("*.png", "*.jpg", "*.jpeg", "*.gif", "*.webp")
 
 
 def render_image_artifacts(result: PipelineResult) -> list[ContentBlock]:
     blocks: list[ContentBlock] = []
     for artifact in getattr(result.execution, "artifacts", None) or ():
-        media = str(getattr(artifact, "media_type", ""))
-        data = getattr(artifact, "data_base64", None)
-        if media.startswith("image/") and isinstance(data, str):
-            blocks.append(ImageContent(type="image", data=data, mimeType=media))
+        if artifact.media_type in IMAGE_TYPES and artifact.data:
+            data = base64.b64encode(artifact.data).decode("ascii")
+            blocks.append(ImageContent(type="image", data=data, mimeType=artifact.media_type))
     return blocks
+
+
+class FileBytes(BaseModel):
+    """A binary input file."""
+
+    base64: str = Field(description="The file's bytes, base64-encoded.")
+
+
+FILES_DESCRIPTION = (
+    "Files to place in the working directory before the program runs: relative name -> "
+    'content, either text (written as UTF-8) or {"base64": "..."} for binary data. '
+    "Their total size is capped by your request-size quota."
+)
+
+
+def decode_files(files: dict[str, str | FileBytes] | None) -> dict[str, bytes] | None:
+    """Text or base64 contents to bytes; a RequestFieldError names a bad one."""
+    if not files:
+        return None
+    out: dict[str, bytes] = {}
+    for name, value in files.items():
+        if isinstance(value, str):
+            out[name] = value.encode("utf-8", "surrogateescape")
+            continue
+        try:
+            out[name] = base64.b64decode(value.base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestFieldError(
+                f"field 'files': the content of {name!r} is not valid base64; encode the "
+                "bytes with standard base64, or give text",
+                field="files",
+                kind="invalid",
+            ) from None
+    return out
 
 
 def _findings(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,6 +167,10 @@ def summarise(result: PipelineResult) -> dict[str, Any]:
         "approval": full["approval"],
         "image": result.image,
         "packages": _packages_summary(full.get("packages")),
+        "artifacts": [
+            {k: a.get(k) for k in ("name", "media_type", "size", "sha256", "kind")}
+            for a in full.get("artifacts") or ()
+        ],
         "reason": None,
     }
     if not result.ran:
@@ -222,6 +267,9 @@ def create_mcp(
             ),
         ] = None,
         image: str | None = None,  # annotated below: its description is read from the policy
+        files: Annotated[
+            dict[str, str | FileBytes] | None, Field(description=FILES_DESCRIPTION)
+        ] = None,
     ) -> CallToolResult:
         identity = identity_of(ctx)
         loop = asyncio.get_running_loop()
@@ -232,6 +280,7 @@ def create_mcp(
             return future.result(timeout=600)
 
         try:
+            inputs = decode_files(files)
             with core.quotas.slot(identity.subject, identity.quotas):
                 _rid, future = core.submit(
                     identity,
@@ -240,6 +289,8 @@ def create_mcp(
                     approver=approver,
                     image=image,
                     packages=packages,
+                    files=inputs,
+                    collect=IMAGE_PATTERNS,
                 )
                 result = await asyncio.wrap_future(future)
         except (InvalidLimitsError, SourceDecodeError) as exc:

@@ -9,11 +9,21 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from tests.service.conftest import CELLBLOCK, POLICIES, REVIEW
+from tests.conftest import managed_containers
+from tests.service.conftest import (
+    CELLBLOCK,
+    POLICIES,
+    REVIEW,
+    audit_records,
+    bearer,
+    make_token,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -114,3 +124,196 @@ def test_run_python_returns_a_chart_as_image_content(svc_env, tmp_path, data_ima
     assert (width, height) == (200, 150)
     (meta,) = result.structuredContent["artifacts"]
     assert meta["name"] == "chart.png" and meta["size"] == len(png)
+
+
+# -- sessions over MCP ---------------------------------------------------------------------------
+
+
+def test_mcp_session_keeps_state_and_handles_files(svc_env, tmp_path) -> None:
+    async def scenario(session: ClientSession) -> dict[str, Any]:
+        tools = {t.name for t in (await session.list_tools()).tools}
+        opened = await session.call_tool("session_open", {"idle_timeout_s": 120})
+        sid = opened.structuredContent["session_id"]
+        first = await session.call_tool("session_run", {"session_id": sid, "code": "x = 41"})
+        second = await session.call_tool("session_run", {"session_id": sid, "code": "x + 1"})
+        blocked = await session.call_tool(
+            "session_run", {"session_id": sid, "code": "import ctypes"}
+        )
+        after = await session.call_tool("session_run", {"session_id": sid, "code": "x * 2"})
+        up = await session.call_tool(
+            "session_upload", {"session_id": sid, "files": {"in.txt": "hello"}}
+        )
+        read = await session.call_tool(
+            "session_run",
+            {"session_id": sid, "code": "open('out.txt', 'w').write(open('in.txt').read()[::-1])"},
+        )
+        files = await session.call_tool("session_files", {"session_id": sid})
+        down = await session.call_tool(
+            "session_download", {"session_id": sid, "patterns": ["out.txt"]}
+        )
+        listed = await session.call_tool("session_list", {})
+        closed = await session.call_tool("session_close", {"session_id": sid})
+        gone = await session.call_tool("session_run", {"session_id": sid, "code": "x"})
+        unknown = await session.call_tool("session_close", {"session_id": "0" * 32})
+        listed_after = await session.call_tool("session_list", {})
+        return locals()
+
+    out = stdio(svc_env, tmp_path, REVIEW, scenario)
+    assert {"session_open", "session_run", "session_upload", "session_download"} <= out["tools"]
+    assert {"session_files", "session_list", "session_close"} <= out["tools"]
+    assert not out["opened"].isError, out["opened"].content
+    assert out["first"].structuredContent["status"] == "ok"
+    assert out["second"].structuredContent["value"] == "42"
+    blocked = out["blocked"].structuredContent
+    assert blocked["status"] == "blocked" and blocked["findings"], blocked
+    assert blocked["session_ended"] is None
+    assert out["after"].structuredContent["value"] == "82"  # a blocked step kept the state
+    assert out["up"].structuredContent["files"][0]["size"] == 5
+    assert out["read"].structuredContent["status"] == "ok", out["read"].structuredContent
+    names = {f["name"] for f in out["files"].structuredContent["files"]}
+    assert {"in.txt", "out.txt"} <= names
+    (got,) = out["down"].structuredContent["files"]
+    assert base64.b64decode(got["data_base64"]) == b"olleh"
+    assert [s["session_id"] for s in out["listed"].structuredContent["sessions"]] == [out["sid"]]
+    assert not out["closed"].isError
+    for name in ("gone", "unknown"):
+        assert out[name].isError and out[name].structuredContent["reason"]["code"] == "not_found"
+    assert out["listed_after"].structuredContent["sessions"] == []
+
+
+def test_mcp_session_chart_step_returns_image_content(svc_env, tmp_path, data_image) -> None:
+    code = (
+        "import matplotlib.pyplot as plt\n"
+        "plt.figure(figsize=(4, 3), dpi=50)\n"
+        "plt.plot([1, 2, 3], [3, 1, 2])\n"
+        "len('drawn')"
+    )
+
+    async def scenario(session: ClientSession) -> Any:
+        opened = await session.call_tool("session_open", {"image": "data"})
+        assert not opened.isError, opened.content
+        sid = opened.structuredContent["session_id"]
+        step = await session.call_tool("session_run", {"session_id": sid, "code": code})
+        await session.call_tool("session_close", {"session_id": sid})
+        return step
+
+    step = stdio(svc_env, tmp_path, PACKAGES, scenario)
+    assert not step.isError, step.content
+    assert step.structuredContent["status"] == "ok", step.structuredContent
+    assert step.structuredContent["value"] == "5"
+    images = [c for c in step.content if c.type == "image"]
+    assert len(images) == 1 and images[0].mimeType == "image/png"
+    png = base64.b64decode(images[0].data)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (200, 150)
+
+
+# -- sessions over HTTP --------------------------------------------------------------------------
+
+
+def test_http_sessions_are_private_and_leave_nothing(svc_env, start_server, docker_client) -> None:
+    alice, _ = make_token(svc_env, "alice", concurrent=1, max_request=4096)
+    bob, _ = make_token(svc_env, "bob")
+    server = start_server("serve")
+    http = httpx.Client(base_url=server.url, timeout=180)
+
+    opened = http.post("/v1/sessions", json={"idle_timeout_s": 120}, headers=bearer(alice))
+    assert opened.status_code == 201, opened.text
+    sid = opened.json()["session_id"]
+    assert len(managed_containers(docker_client, server.pid)) == 1
+
+    step = http.post(f"/v1/sessions/{sid}/steps", json={"code": "x = 6"}, headers=bearer(alice))
+    assert step.status_code == 200 and step.json()["status"] == "ok", step.text
+    step = http.post(f"/v1/sessions/{sid}/steps", json={"code": "x * 7"}, headers=bearer(alice))
+    assert step.json()["value"] == "42"
+    up = http.post(
+        f"/v1/sessions/{sid}/files",
+        json={"files": {"a.csv": {"text": "n\n1\n"}, "b.bin": {"base64": "AAEC"}}},
+        headers=bearer(alice),
+    )
+    assert up.status_code == 200, up.text
+    listing = http.get(f"/v1/sessions/{sid}/files", headers=bearer(alice)).json()
+    assert {"a.csv", "b.bin"} <= {f["name"] for f in listing["files"]}
+    down = http.post(
+        f"/v1/sessions/{sid}/files/download", json={"patterns": ["*.bin"]}, headers=bearer(alice)
+    ).json()
+    assert [base64.b64decode(a["data_base64"]) for a in down["artifacts"]] == [b"\x00\x01\x02"]
+
+    # another token: the session does not exist for it, whatever it tries
+    for method, path, body in [
+        ("POST", f"/v1/sessions/{sid}/steps", {"code": "x"}),
+        ("POST", f"/v1/sessions/{sid}/files", {"files": {"c.txt": {"text": "x"}}}),
+        ("GET", f"/v1/sessions/{sid}/files", None),
+        ("POST", f"/v1/sessions/{sid}/files/download", {"patterns": ["*"]}),
+        ("DELETE", f"/v1/sessions/{sid}", None),
+    ]:
+        r = http.request(method, path, json=body, headers=bearer(bob))
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.json()["error"]["code"] == "not_found"
+        unknown = http.request(method, path.replace(sid, "f" * 32), json=body, headers=bearer(bob))
+        assert unknown.json() == {
+            "error": {
+                **r.json()["error"],
+                "message": r.json()["error"]["message"].replace(sid, "f" * 32),
+            }
+        }
+    assert http.get("/v1/sessions", headers=bearer(bob)).json()["sessions"] == []
+    assert [
+        s["session_id"] for s in http.get("/v1/sessions", headers=bearer(alice)).json()["sessions"]
+    ] == [sid]
+
+    # 401, 413, 422 and 429 as for runs
+    assert http.post("/v1/sessions", json={}).status_code == 401
+    big = http.post(
+        f"/v1/sessions/{sid}/files",
+        json={"files": {"big.txt": {"text": "x" * 8192}}},
+        headers=bearer(alice),
+    )
+    assert big.status_code == 413, big.text
+    bad = http.post(f"/v1/sessions/{sid}/steps", json={"cod": "1"}, headers=bearer(alice))
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "code"
+    over = http.post("/v1/sessions", json={}, headers=bearer(alice))  # max_concurrent 1
+    assert over.status_code == 429 and "Retry-After" in over.headers, over.text
+    # Bob's session is not Alice's quota
+    bobs = http.post("/v1/sessions", json={}, headers=bearer(bob))
+    assert bobs.status_code == 201, bobs.text
+
+    assert http.delete(f"/v1/sessions/{sid}", headers=bearer(alice)).json()["closed"] == "closed"
+    assert (
+        http.post(
+            f"/v1/sessions/{sid}/steps", json={"code": "x"}, headers=bearer(alice)
+        ).status_code
+        == 404
+    )
+    # Alice's slot is free again
+    again = http.post("/v1/sessions", json={}, headers=bearer(alice))
+    assert again.status_code == 201, again.text
+    assert wait_for(lambda: len(managed_containers(docker_client, server.pid)) == 2)
+
+    # SIGTERM: every session ends, its container with it, and the log says so
+    server.stop()
+    assert wait_for(lambda: not managed_containers(docker_client, server.pid))
+    records = audit_records(svc_env)
+    closed = {
+        r["payload"]["session_id"]: r["payload"]["reason"]
+        for r in records
+        if r["type"] == "session.closed"
+    }
+    assert closed[sid] == "closed"
+    assert closed[bobs.json()["session_id"]] == "server shutdown"
+    assert closed[again.json()["session_id"]] == "server shutdown"
+    (shutdown,) = [r["payload"] for r in records if r["type"] == "service.shutdown"]
+    assert shutdown["sessions_closed"] == 2
+    service = [r["payload"] for r in records if r["type"] == "service.session.opened"]
+    assert {r["caller"]["name"] for r in service} == {"alice", "bob"}
+    # the OpenAPI document of a fresh server lists the routes
+    server2 = start_server("serve")
+    doc = httpx.get(server2.url + "/openapi.json", timeout=30).json()
+    for path in (
+        "/v1/sessions",
+        "/v1/sessions/{session_id}",
+        "/v1/sessions/{session_id}/steps",
+        "/v1/sessions/{session_id}/files",
+        "/v1/sessions/{session_id}/files/download",
+    ):
+        assert path in doc["paths"], path

@@ -83,6 +83,9 @@ class ServiceCore:
         self._warm = warm
         self._images_present: set[str] = set()  # image tags seen built and current
         self.started_at = time.time()
+        from cellblock.service._sessions import SessionRegistry
+
+        self.sessions = SessionRegistry(self)
 
     # -- policies ------------------------------------------------------------------------------
 
@@ -267,6 +270,7 @@ class ServiceCore:
             [p.future for p in pending], timeout=max(0.0, deadline - time.monotonic())
         )
         killed = [p for p in pending if not p.future.done()]
+        sessions_closed = self.sessions.close_all("server shutdown")
         removed = self._kill_own_cells() if killed else 0
         # the killed runs now finish (their pipeline records what happened to each)
         concurrent.futures.wait([p.future for p in killed], timeout=30)
@@ -277,6 +281,7 @@ class ServiceCore:
                 {"request_id": p.request_id, "caller": p.identity.to_audit()} for p in killed
             ],
             "containers_removed": removed,
+            "sessions_closed": sessions_closed,
         }
         with contextlib.suppress(CellblockError):
             self.audit.append("service.shutdown", record)
@@ -300,6 +305,8 @@ class ServiceCore:
         if self._closed:
             return
         self._closed = True
+        with contextlib.suppress(Exception):
+            self.sessions.close_all("server closed")
         self._executor.shutdown(wait=False, cancel_futures=True)
         for pipeline in self.pipelines():
             with contextlib.suppress(CellblockError):

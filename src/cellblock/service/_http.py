@@ -267,6 +267,10 @@ def create_app(core: ServiceCore, store: TokenStore, *, grace_s: float = 30.0) -
             "at": time.time(),
         }
 
+    from cellblock.service._http_sessions import add_session_routes
+
+    add_session_routes(app, core, _identity, _bearer)
+
     for extension in extensions():
         if extension.http is not None:
             extension.http(app, core)

@@ -363,6 +363,10 @@ def create_mcp(
             default=str,
         )
 
+    from cellblock.service._mcp_sessions import add_session_tools
+
+    add_session_tools(server, core, identity_of)
+
     for extension in extensions():
         if extension.mcp is not None:
             extension.mcp(server, core)

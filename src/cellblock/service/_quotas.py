@@ -23,6 +23,14 @@ class QuotaTracker:
     @contextmanager
     def slot(self, subject: str, quotas: Quotas) -> Iterator[None]:
         """Hold one run slot; :class:`QuotaExceededError` (with a retry delay) when over quota."""
+        self.acquire(subject, quotas)
+        try:
+            yield
+        finally:
+            self.release(subject)
+
+    def acquire(self, subject: str, quotas: Quotas) -> None:
+        """Take one slot (a run, or a session for its whole life) until :meth:`release`."""
         now = time.monotonic()
         with self._lock:
             started = self._started.setdefault(subject, deque())
@@ -30,8 +38,8 @@ class QuotaTracker:
                 started.popleft()
             if self._running.get(subject, 0) >= quotas.max_concurrent:
                 raise QuotaExceededError(
-                    f"this token already has {quotas.max_concurrent} runs in flight "
-                    "(its max_concurrent quota); wait for one to finish",
+                    f"this token already has {quotas.max_concurrent} runs or sessions in flight "
+                    "(its max_concurrent quota); wait for one to finish or close a session",
                     retry_after_s=1,
                     quota="max_concurrent",
                 )
@@ -45,11 +53,10 @@ class QuotaTracker:
                 )
             started.append(now)
             self._running[subject] = self._running.get(subject, 0) + 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._running[subject] -= 1
+
+    def release(self, subject: str) -> None:
+        with self._lock:
+            self._running[subject] -= 1
 
     def running(self) -> int:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.service.conftest import (
     REVIEW,
     audit_records,
     bearer,
+    cli,
     make_token,
     wait_for,
 )
@@ -220,7 +222,10 @@ def test_http_sessions_are_private_and_leave_nothing(svc_env, start_server, dock
     opened = http.post("/v1/sessions", json={"idle_timeout_s": 120}, headers=bearer(alice))
     assert opened.status_code == 201, opened.text
     sid = opened.json()["session_id"]
-    assert len(managed_containers(docker_client, server.pid)) == 1
+    (container,) = managed_containers(docker_client, server.pid)
+    # `cellblock ps` lists it, as a session
+    ps = json.loads(cli(svc_env, "ps", "--json").stdout)
+    assert [c["kind"] for c in ps if c["container_id"] == container["Id"]] == ["session"]
 
     step = http.post(f"/v1/sessions/{sid}/steps", json={"code": "x = 6"}, headers=bearer(alice))
     assert step.status_code == 200 and step.json()["status"] == "ok", step.text

@@ -211,9 +211,12 @@ class DockerBackend(Backend):
                 "docs/gvisor.md. cellblock never falls back to another runtime on its own"
             )
 
-    def prepare(self, limits: Limits, *, idle_s: float = 0.0) -> DockerCell:
+    def prepare(
+        self, limits: Limits, *, idle_s: float = 0.0, kind: str | None = None
+    ) -> DockerCell:
+        """``kind`` labels the container (``cellblock.kind``, e.g. ``session``) for ``ps``."""
         self.check_runtime(limits.runtime)
-        return DockerCell(self, limits, idle_s=idle_s)
+        return DockerCell(self, limits, idle_s=idle_s, kind=kind)
 
     def reap(self) -> int:
         return reap(self._client)
@@ -305,7 +308,14 @@ def runsc_headroom(limits: Limits) -> int:
 class DockerCell(Cell):
     """One created, started and attached container whose runner waits for a program."""
 
-    def __init__(self, backend: DockerBackend, limits: Limits, *, idle_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        backend: DockerBackend,
+        limits: Limits,
+        *,
+        idle_s: float = 0.0,
+        kind: str | None = None,
+    ) -> None:
         import docker.errors
 
         self.backend = backend
@@ -347,7 +357,7 @@ class DockerCell(Cell):
                 hostname="cellblock",
                 working_dir="/work",
                 environment=environment,
-                labels=backend.labels(),
+                labels={**backend.labels(), **({"cellblock.kind": kind} if kind else {})},
                 host_config=backend.host_config(
                     limits,
                     uid=self.uid,

@@ -33,7 +33,7 @@ class DockerSessionChannel(SessionChannel):
     def __init__(
         self, backend: DockerBackend, limits: Limits, *, idle_s: float, lifetime_s: float
     ) -> None:
-        self._cell: DockerCell = backend.prepare(limits)
+        self._cell: DockerCell = backend.prepare(limits, kind="session")
         self._cell._used = True  # claimed: no one else can hand it a program
         self.container_id = self._cell.container_id or ""
         self.image_id = backend.image_id

@@ -1,11 +1,15 @@
-"""MCP rich outputs and input files, end to end with the SDK's own client over stdio."""
+"""Service sessions and rich outputs end to end: the SDK's own MCP client over stdio, the HTTP
+API against real server processes, real containers."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import re
+import shutil
 import struct
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -322,3 +326,30 @@ def test_http_sessions_are_private_and_leave_nothing(svc_env, start_server, dock
         "/v1/sessions/{session_id}/files/download",
     ):
         assert path in doc["paths"], path
+
+
+def test_readme_session_curl_calls(svc_env, start_server) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Service: HTTP API and MCP server") :]
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", section, re.S) if "/v1/sessions" in b)
+    if shutil.which("jq") is None:
+        pytest.skip("the README's session example uses jq, which is not installed")
+    token, _ = make_token(svc_env, "readme")
+    server = start_server("serve")
+    script = block.replace("http://127.0.0.1:8765", server.url)
+    out = subprocess.run(
+        ["bash", "-euc", script],
+        env={**svc_env, "TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    replies, text, decoder = [], out.stdout.strip(), json.JSONDecoder()
+    while text:  # curl prints the bodies back to back
+        reply, end = decoder.raw_decode(text)
+        replies.append(reply)
+        text = text[end:].strip()
+    assert [r.get("status") for r in replies[:2]] == ["ok", "ok"]
+    assert replies[1]["value"] == "42"
+    assert replies[2]["closed"] == "closed"

@@ -353,3 +353,56 @@ def test_readme_session_curl_calls(svc_env, start_server) -> None:
     assert [r.get("status") for r in replies[:2]] == ["ok", "ok"]
     assert replies[1]["value"] == "42"
     assert replies[2]["closed"] == "closed"
+
+
+def test_mcp_http_sessions_are_private_to_the_token(svc_env, start_server, docker_client) -> None:
+    from mcp.client.streamable_http import streamable_http_client
+
+    alice, _ = make_token(svc_env, "alice")
+    bob, _ = make_token(svc_env, "bob")
+    server = start_server("mcp", "--http")
+
+    async def as_caller(token: str, fn: Callable[[ClientSession], Awaitable[Any]]) -> Any:
+        async with (
+            httpx.AsyncClient(headers=bearer(token), timeout=httpx.Timeout(120, read=300)) as h,
+            streamable_http_client(server.url + "/mcp", http_client=h) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return await fn(session)
+
+    async def scenario() -> dict[str, Any]:
+        async def open_and_set(s: ClientSession) -> str:
+            sid = (await s.call_tool("session_open", {})).structuredContent["session_id"]
+            await s.call_tool("session_run", {"session_id": sid, "code": "secret = 7"})
+            return str(sid)
+
+        sid = await as_caller(alice, open_and_set)
+
+        async def intrude(s: ClientSession) -> list[Any]:
+            return [
+                await s.call_tool("session_run", {"session_id": sid, "code": "secret"}),
+                await s.call_tool("session_files", {"session_id": sid}),
+                await s.call_tool("session_close", {"session_id": sid}),
+                await s.call_tool("session_list", {}),
+            ]
+
+        tried = await as_caller(bob, intrude)
+
+        async def use_and_close(s: ClientSession) -> list[Any]:
+            return [
+                await s.call_tool("session_run", {"session_id": sid, "code": "secret"}),
+                await s.call_tool("session_close", {"session_id": sid}),
+            ]
+
+        mine = await as_caller(alice, use_and_close)
+        return {"sid": sid, "tried": tried, "mine": mine}
+
+    out = asyncio.run(scenario())
+    run, files, close, listed = out["tried"]
+    for result in (run, files, close):
+        assert result.isError and result.structuredContent["reason"]["code"] == "not_found"
+    assert listed.structuredContent["sessions"] == []
+    step, closed = out["mine"]
+    assert step.structuredContent["value"] == "7" and not closed.isError
+    assert wait_for(lambda: not managed_containers(docker_client, server.pid))

@@ -406,3 +406,21 @@ def test_mcp_http_sessions_are_private_to_the_token(svc_env, start_server, docke
     step, closed = out["mine"]
     assert step.structuredContent["value"] == "7" and not closed.isError
     assert wait_for(lambda: not managed_containers(docker_client, server.pid))
+
+
+def test_http_idle_session_ends_and_frees_its_slot(svc_env, start_server, docker_client) -> None:
+    token, _ = make_token(svc_env, "idle", concurrent=1)
+    server = start_server("serve")
+    http = httpx.Client(base_url=server.url, timeout=180, headers=bearer(token))
+    first = http.post("/v1/sessions", json={"idle_timeout_s": 1})
+    assert first.status_code == 201, first.text
+    assert http.post("/v1/sessions", json={}).status_code == 429  # the session holds the slot
+    # idle past its limit: the session ends, its container goes, the server frees the slot
+    assert wait_for(lambda: http.get("/v1/sessions").json()["sessions"] == [], 90)
+    assert wait_for(lambda: not managed_containers(docker_client, server.pid), 60)
+    sid = first.json()["session_id"]
+    gone = http.post(f"/v1/sessions/{sid}/steps", json={"code": "1"})
+    assert gone.status_code == 404, gone.text
+    second = http.post("/v1/sessions", json={})
+    assert second.status_code == 201, second.text
+    http.delete(f"/v1/sessions/{second.json()['session_id']}")

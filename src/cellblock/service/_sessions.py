@@ -32,6 +32,7 @@ from cellblock.session.interface import Download, StepResult
 # a caller may shorten these, never lengthen them
 MAX_IDLE_S = SessionLimits().idle_timeout_s
 MAX_LIFETIME_S = SessionLimits().max_lifetime_s
+SWEEP_S = 2.0  # how often ended sessions are forgotten and their quota slots freed
 
 
 class SessionNotFoundError(ServiceError):
@@ -67,6 +68,8 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._closing = False
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     # -- opening and finding -----------------------------------------------------------------
 
@@ -107,6 +110,11 @@ class SessionRegistry:
         entry = _Entry(session, identity)
         with self._lock:
             self._entries[session.id] = entry
+            if self._sweeper is None:  # frees the slots of sessions that idle out
+                self._sweeper = threading.Thread(
+                    target=self._sweep_loop, name="cellblock-session-sweep", daemon=True
+                )
+                self._sweeper.start()
         self._record("opened", entry)
         if self._closing:  # the drain began while the container started
             self._end(entry, "server shutdown")
@@ -196,6 +204,11 @@ class SessionRegistry:
         for entry in ended:
             self._end(entry, "ended")
 
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(SWEEP_S):
+            with contextlib.suppress(Exception):
+                self.sweep()
+
     def _end(self, entry: _Entry, reason: str) -> str:
         with self._lock:
             if self._entries.pop(entry.session.id, None) is None:
@@ -212,6 +225,7 @@ class SessionRegistry:
     def close_all(self, reason: str = "server shutdown") -> int:
         """End every session (the server is draining); return how many."""
         self._closing = True
+        self._stop.set()
         with self._lock:
             entries = list(self._entries.values())
         for entry in entries:

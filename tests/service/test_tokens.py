@@ -135,15 +135,11 @@ def test_remote_bind_without_tls_warns(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_image_artifacts_become_mcp_image_content() -> None:
     """The hook for rich outputs: image artifacts on a result become MCP image content."""
+    import base64
     import dataclasses
 
+    from cellblock.sandbox.files import Artifact
     from cellblock.service._mcp import render_image_artifacts
-
-    @dataclasses.dataclass
-    class Artifact:
-        name: str
-        media_type: str
-        data_base64: str
 
     @dataclasses.dataclass
     class Execution:
@@ -153,10 +149,11 @@ def test_image_artifacts_become_mcp_image_content() -> None:
     class Result:
         execution: Execution | None
 
-    png = Artifact("fig.png", "image/png", "iVBORw0KGgo=")
-    csv = Artifact("out.csv", "text/csv", "YSxi")
+    png_bytes = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    png = Artifact.from_bytes("fig.png", png_bytes, kind="figure")
+    csv = Artifact.from_bytes("out.csv", b"a,b\n")
     blocks = render_image_artifacts(Result(Execution([png, csv])))  # type: ignore[arg-type]
-    assert [(b.type, b.mimeType, b.data) for b in blocks] == [
-        ("image", "image/png", png.data_base64)
+    assert [(b.type, b.mimeType, base64.b64decode(b.data)) for b in blocks] == [  # type: ignore[union-attr]
+        ("image", "image/png", png_bytes)
     ]
     assert render_image_artifacts(Result(None)) == []  # type: ignore[arg-type]

@@ -294,7 +294,7 @@ class Pipeline:
         deep: bool | None = None,
         limits_override: Mapping[str, Any] | None = None,
         batch: Mapping[str, Any] | None = None,
-        run: Callable[[RunRequest], ExecutionResult] | None = None,
+        run: Callable[[RunRequest, dict[str, Any]], ExecutionResult] | None = None,
     ) -> PipelineResult:
         text = decode_source(code)
         raw = text.encode("utf-8", "surrogateescape")
@@ -410,7 +410,7 @@ class Pipeline:
         started = time.monotonic()
         try:
             if run is not None:  # a batch's shared cell (opt-in, see docs/batch.md)
-                execution = run(request)
+                execution = run(request, base)
             else:
                 pool = self._pool_for()
                 execution = pool.run(request) if pool is not None else backend.run(request)

@@ -44,6 +44,7 @@ _DOCKERFILE = """\
 FROM {base}
 USER 0
 COPY cellblock_runner.py /opt/cellblock/cellblock_runner.py
+COPY cellblock_runner_batch.py /opt/cellblock/cellblock_runner_batch.py
 RUN set -e; \\
     (getent group {uid} >/dev/null || groupadd -g {uid} cell); \\
     (getent passwd {uid} >/dev/null || useradd -u {uid} -g {uid} -M -d /work -s /usr/sbin/nologin cell); \\
@@ -55,6 +56,7 @@ RUN set -e; \\
     python3 -m py_compile /opt/cellblock/cellblock_runner.py; \\
     find / -xdev \\( -perm -4000 -o -perm -2000 \\) -type f -exec chmod ug-s {{}} + ; \\
     rm -rf /var/cache/apt/* /var/lib/apt/lists/* /root/.cache
+RUN python3 -m py_compile /opt/cellblock/cellblock_runner_batch.py
 ENV LANG=C.UTF-8 HOME=/work PYTHONDONTWRITEBYTECODE=1
 USER {uid}:{uid}
 WORKDIR /work
@@ -66,11 +68,16 @@ def runner_source() -> bytes:
     return resources.files("cellblock.sandbox").joinpath("_runner.py").read_bytes()
 
 
+def runner_batch_source() -> bytes:
+    """The shared-cell mode of the runner (opt-in batches), copied next to it."""
+    return resources.files("cellblock.sandbox").joinpath("_runner_batch.py").read_bytes()
+
+
 def _content_tag() -> str:
     # The tag names what is inside (Dockerfile, runner, uids), so two cellblock checkouts with
     # different runners never overwrite each other's image on a shared engine.
     h = hashlib.sha256()
-    for part in (_DOCKERFILE.encode(), runner_source(), f"{SANDBOX_UID}+{SANDBOX_UID_COUNT}".encode()):
+    for part in (_DOCKERFILE.encode(), runner_source(), f"{SANDBOX_UID}+{SANDBOX_UID_COUNT}".encode(), runner_batch_source()):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return f"{IMAGE_REPOSITORY}:{__version__}-{h.hexdigest()[:12]}"
@@ -83,7 +90,7 @@ def recipe_digest(base: str) -> str:
     """SHA-256 of everything that determines the image: base, Dockerfile, runner."""
     h = hashlib.sha256()
     uids = f"{SANDBOX_UID}+{SANDBOX_UID_COUNT}".encode()
-    for part in (base.encode(), _DOCKERFILE.encode(), runner_source(), uids):
+    for part in (base.encode(), _DOCKERFILE.encode(), runner_source(), uids, runner_batch_source()):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()
@@ -228,6 +235,7 @@ def _build_context(base: str) -> io.BytesIO:
                 ).encode(),
             ),
             ("cellblock_runner.py", runner_source()),
+            ("cellblock_runner_batch.py", runner_batch_source()),
         ):
             member = tarfile.TarInfo(name)
             member.size = len(data)

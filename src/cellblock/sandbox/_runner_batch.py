@@ -1,0 +1,271 @@
+"""The runner's shared-cell mode (opt-in batches): several programs of one caller in one cell.
+
+Standard library only; it runs inside the sandbox image next to the runner (as
+``cellblock_runner_batch``) and must not import cellblock. The runner hands over to
+:func:`serve` when the host created the cell with ``CELLBLOCK_SHARED=1``.
+
+PID 1 never touches a program's data: for each program it forks a fresh *handler* (from its own
+pristine memory), which reads the request, forks the program exactly as in a single-use cell and
+streams its frames; so no program's code, input or output is left in memory that a later
+program's fork would inherit. Between programs PID 1
+
+1. kills every process left in the sandbox (until none is left) and reaps them,
+2. forks a *wiper* that becomes the finished program's uid and empties ``/work``, ``/tmp``,
+   ``/dev/shm`` and ``/dev/mqueue`` and removes its System V IPC objects (none can exist: the
+   shared cell's seccomp profile refuses shmget, semget and msgget, and mq_open is refused in every
+   cell), then checks from scratch that every one of them is empty,
+3. reports ``{"event": "cleaned", "ok": ...}``; the host sends the next program only after an ok,
+   and retires the cell on anything else.
+
+Every program runs under its own uid of the image's range (the host picks it; the runner refuses
+the previous program's uid), so a process the kill could not reach could still not touch the next
+program's files or processes.
+"""
+
+import os
+import select
+import signal
+import stat
+import sys
+import time
+from typing import Any
+
+HANGUP = 10  # the handler found no request: the host hung up
+BAD_REQUEST = 11
+CLEAN_DIRS = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")  # noqa: S108 - the sandbox's own
+SYSVIPC = ("/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg")
+KILL_WAIT_S = 5.0
+WIPE_WAIT_S = 10.0
+
+
+class _FreshAccounting:
+    """The cell's cgroup, minus its peak memory: that is the cell's peak so far, not this
+    program's. The handler is fresh per program, so its children's rusage is this program's."""
+
+    def __init__(self, cgroup: Any) -> None:
+        self._cgroup = cgroup
+        self.version = cgroup.version
+
+    def cpu_ns(self) -> Any:
+        return self._cgroup.cpu_ns()
+
+    def oom_kills(self) -> Any:
+        return self._cgroup.oom_kills()
+
+    def peak_memory(self) -> None:
+        return None
+
+
+def serve(runner: Any, chan: int, cgroup: Any, idle_s: float) -> int:
+    """PID 1's loop in a shared cell: one handler per program, a full clean-up after each."""
+    previous_uid = None
+    while True:
+        deadline = time.monotonic() + idle_s if idle_s > 0 else None
+        if not _wait_readable(0, deadline):
+            return 0  # idle: leave quietly (the host hangs up or discards the cell)
+        uid_r, uid_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(uid_r)
+            os._exit(_handle(runner, chan, cgroup, uid_w, previous_uid))
+        os.close(uid_w)
+        status = _wait_for(pid)
+        uid = _read_uid(uid_r, runner)
+        os.close(uid_r)
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        if code == HANGUP and uid is None:
+            return 0
+        if uid is None or code != 0:
+            runner._send(chan, {"event": "cleaned", "ok": False, "why": "handler failed"})
+            return 4
+        ok, why = _clean_up(runner, uid)
+        runner._send(chan, {"event": "cleaned", "ok": ok, "why": why})
+        if not ok:
+            return 4
+        previous_uid = uid
+
+
+def _wait_readable(fd: int, deadline: float | None) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        try:
+            if poller.poll(None if remaining is None else int(remaining * 1000) + 1):
+                return True
+        except InterruptedError:
+            continue
+
+
+def _wait_for(pid: int) -> int:
+    """Wait for the handler, reaping every orphan re-parented to PID 1 meanwhile."""
+    while True:
+        try:
+            waited, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 1 << 8
+        if waited == pid:
+            return status
+
+
+def _read_uid(fd: int, runner: Any) -> int | None:
+    try:
+        text = os.read(fd, 32).decode()
+        uid = int(text)
+    except (OSError, ValueError):
+        return None
+    first, count = runner.SANDBOX_UID_FIRST, runner.SANDBOX_UID_COUNT
+    return uid if first <= uid < first + count else None
+
+
+def _handle(runner: Any, chan: int, cgroup: Any, uid_w: int, previous_uid: int | None) -> int:
+    """In the handler: read one request, run it as a single-use cell would, report."""
+    try:
+        request = runner._Request(0)
+        header = request.header(time.monotonic() + 30)
+        if header is None:
+            return HANGUP
+        uid = header.get("uid")
+        first, count = runner.SANDBOX_UID_FIRST, runner.SANDBOX_UID_COUNT
+        if (
+            header.get("v") != runner.PROTOCOL
+            or not isinstance(uid, int)
+            or not first <= uid < first + count
+            or uid == previous_uid
+        ):
+            runner._send(chan, {"event": "error", "message": "bad shared-cell request"})
+            return BAD_REQUEST
+        os.write(uid_w, str(uid).encode())
+        os.close(uid_w)
+        code = request.exact(int(header["code_len"]), time.monotonic() + 30)
+        stdin_len = int(header.get("stdin_len", 0))
+        stdin_data = request.exact(stdin_len, time.monotonic() + 30) if stdin_len else b""
+        if code is None or stdin_data is None:
+            runner._send(chan, {"event": "error", "message": "request truncated"})
+            return BAD_REQUEST
+        os.environ["CELLBLOCK_UID"] = str(uid)  # the program's uid (checked again in the child)
+        runner.run_program(chan, header, code, stdin_data, _FreshAccounting(cgroup))
+        return 0
+    except BaseException as exc:
+        try:
+            os.write(2, f"cellblock-runner: shared-cell handler failed: {exc!r}\n".encode())
+        finally:
+            return BAD_REQUEST  # noqa: B012
+
+
+def _clean_up(runner: Any, uid: int) -> tuple[bool, str]:
+    if not _kill_all(time.monotonic() + KILL_WAIT_S):
+        return False, "a process of the previous program could not be killed"
+    pid = os.fork()
+    if pid == 0:
+        os._exit(_wipe(runner, uid))
+    end = time.monotonic() + WIPE_WAIT_S
+    while True:
+        waited, status = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            break
+        if time.monotonic() > end:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return False, "clean-up took too long"
+        time.sleep(0.001)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        return False, f"clean-up found leftovers (status {status})"
+    # the wiper's own exit: nothing of the program's may be left running now either
+    if not _kill_all(time.monotonic() + KILL_WAIT_S):
+        return False, "a process was left after clean-up"
+    return True, ""
+
+
+def _kill_all(deadline: float) -> bool:
+    """SIGKILL everything but PID 1 and reap it, until nothing is left."""
+    while time.monotonic() < deadline:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            pass
+        while True:
+            try:
+                waited, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return True  # no child (and, in PID 1, no orphan) is left
+            if waited == 0:
+                break
+        time.sleep(0.0005)
+    return False
+
+
+def _wipe(runner: Any, uid: int) -> int:
+    """In the wiper (forked from PID 1): as the program's uid, remove everything it left."""
+    try:
+        _become(uid)
+        for top in CLEAN_DIRS:
+            if os.path.isdir(top):
+                for entry in os.listdir(top):
+                    _remove(os.path.join(top, entry))
+        _remove_sysv_ipc()
+        left = [top for top in CLEAN_DIRS if os.path.isdir(top) and os.listdir(top)]
+        left += [path for path in SYSVIPC if _ipc_entries(path)]
+        return 1 if left else 0
+    except BaseException:
+        return 2
+
+
+def _become(uid: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise OSError("could not become the program's uid")
+
+
+def _remove(path: str) -> None:
+    """Remove a file or a whole tree the uid owns, whatever modes the program set on it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        os.chmod(path, 0o700)
+        for entry in os.listdir(path):
+            _remove(os.path.join(path, entry))
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+def _ipc_entries(path: str) -> list[list[str]]:
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return []  # gVisor has no /proc/sysvipc: there the seccomp profile is the guarantee
+    return [line.split() for line in lines if line.strip()]
+
+
+def _remove_sysv_ipc() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ipc_rmid = 0
+    for fields in _ipc_entries(SYSVIPC[0]):
+        libc.shmctl(int(fields[1]), ipc_rmid, None)
+    for fields in _ipc_entries(SYSVIPC[1]):
+        libc.semctl(int(fields[1]), 0, ipc_rmid)
+    for fields in _ipc_entries(SYSVIPC[2]):
+        libc.msgctl(int(fields[1]), ipc_rmid, None)
+
+
+if __name__ == "__main__":  # pragma: no cover - imported by the runner, never run alone
+    sys.exit(2)

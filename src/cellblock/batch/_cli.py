@@ -93,16 +93,16 @@ def parse_jsonl(data: bytes, name: str) -> list[BatchItem]:
                 f"{where} is not JSON ({exc.msg}); give one object per line"
             ) from None
         if not isinstance(obj, dict):
-            raise BatchInputError(f"{where} is not a JSON object; give {{\"code\": ...}}")
+            raise BatchInputError(f'{where} is not a JSON object; give {{"code": ...}}')
         code = obj.get("code")
         if not isinstance(code, str):
-            raise BatchInputError(f"{where} has no \"code\" string; every line needs one")
+            raise BatchInputError(f'{where} has no "code" string; every line needs one')
         item_id = obj.get("id")
         if item_id is not None and not isinstance(item_id, str | int):
-            raise BatchInputError(f"{where}: \"id\" must be a string or an integer")
+            raise BatchInputError(f'{where}: "id" must be a string or an integer')
         stdin = obj.get("stdin")
         if stdin is not None and not isinstance(stdin, str):
-            raise BatchInputError(f"{where}: \"stdin\" must be a string (UTF-8 text)")
+            raise BatchInputError(f'{where}: "stdin" must be a string (UTF-8 text)')
         unknown = sorted(set(obj) - {"code", "id", "stdin"})
         if unknown:
             raise BatchInputError(
@@ -125,7 +125,7 @@ def read_items(args: argparse.Namespace, stdin: bytes | None) -> list[BatchItem]
         if args.file:
             raise BatchInputError("give program files or --jsonl FILE, not both")
         if args.stdin:
-            raise BatchInputError("--stdin does not apply to --jsonl; put \"stdin\" in each line")
+            raise BatchInputError('--stdin does not apply to --jsonl; put "stdin" in each line')
         data = _read(args.jsonl, "the JSON Lines file")
         if len(data) > MAX_JSONL_BYTES:
             raise BatchInputError(f"{args.jsonl} is over {MAX_JSONL_BYTES} bytes; split it")

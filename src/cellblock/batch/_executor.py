@@ -24,6 +24,7 @@ from cellblock.errors import CellblockError
 if TYPE_CHECKING:
     from cellblock.pipeline import Pipeline, PipelineResult
 
+
 def as_items(
     codes: Iterable[BatchItem | str | bytes], stdin: Sequence[bytes | None] | None = None
 ) -> list[BatchItem]:
@@ -166,4 +167,3 @@ def run_batch(
 
 def _ok(outcome: Any) -> bool:
     return not isinstance(outcome, BatchItemError) and outcome.status == "ok"
-

@@ -42,6 +42,12 @@ class SharedCell(DockerCell):
         super().__init__(backend, limits, idle_s=IDLE_S, shared=True)
         self.programs = 0
         self.broken = False
+        # the runner checks first that the cell can be shared (seccomp enforced, /work sticky)
+        frame = self._read_frame(time.monotonic() + CLEAN_REPORT_S)
+        if frame is None or frame.get("event") != "shared" or not frame.get("ok"):
+            self.close()
+            why = (frame or {}).get("why") or "the runner did not say"
+            raise SharedCellError(f"this cell cannot be shared: {why}")
 
     def run(self, request: RunRequest, uid: int) -> ExecutionResult:
         if self.programs:
@@ -79,6 +85,7 @@ class SharedCells:
         self.programs_per_cell = programs_per_cell
         self.batch_id = batch_id
         self.cell: SharedCell | None = None
+        self.refused: str | None = None  # once a cell refused to be shared, do not retry
 
     def run(self, request: RunRequest, base: dict[str, Any]) -> ExecutionResult:
         limits = request.limits
@@ -119,6 +126,8 @@ class SharedCells:
         raise SharedCellError("no shared cell could be used")  # pragma: no cover
 
     def _cell(self, limits: Limits) -> SharedCell:
+        if self.refused is not None:
+            raise SharedCellError(self.refused)
         if self.cell is None:
             backend = self.pipeline.backend
             if not isinstance(backend, DockerBackend):
@@ -126,7 +135,11 @@ class SharedCells:
                     f"the {backend.name} backend has no shared cells; use cell_mode='single'"
                 )
             backend.check_runtime(limits.runtime)
-            self.cell = SharedCell(backend, limits)
+            try:
+                self.cell = SharedCell(backend, limits)
+            except SharedCellError as exc:
+                self.refused = str(exc)
+                raise
             self.pipeline._record_batch(
                 "batch.cell.opened",
                 {

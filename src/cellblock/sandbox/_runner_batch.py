@@ -58,6 +58,10 @@ class _FreshAccounting:
 
 def serve(runner: Any, chan: int, cgroup: Any, idle_s: float) -> int:
     """PID 1's loop in a shared cell: one handler per program, a full clean-up after each."""
+    why = _unfit()
+    runner._send(chan, {"event": "shared", "ok": not why, "why": why})
+    if why:
+        return 4
     previous_uid = None
     while True:
         deadline = time.monotonic() + idle_s if idle_s > 0 else None
@@ -83,6 +87,41 @@ def serve(runner: Any, chan: int, cgroup: Any, idle_s: float) -> int:
         if not ok:
             return 4
         previous_uid = uid
+
+
+def _unfit() -> str:
+    """Why this cell cannot be shared, or "" when it can."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ident = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+    if ident >= 0:
+        libc.shmctl(ident, _IPC_RMID, None)
+        # gVisor registered without --oci-seccomp ignores the profile: then POSIX message
+        # queues, which nothing can list there, could carry data to the next program
+        return (
+            "the cell's seccomp profile is not enforced (for gVisor: register runsc with "
+            "--oci-seccomp, see docs/gvisor.md), so programs cannot share it"
+        )
+    if not _shared_workdir():
+        return "the shared cell's /work could not be made a sticky directory owned by root"
+    return ""
+
+
+def _shared_workdir() -> bool:
+    """/work as a sticky, world-writable directory owned by root (the engine mounts the tmpfs
+    with the image directory's mode, whatever mode the host asked for): every program, each
+    under its own uid, can create files there, and none can remove another's."""
+    try:
+        os.chmod(runner_workdir(), 0o1777)  # noqa: S103 - sticky, as /tmp; the runner owns it
+        st = os.stat(runner_workdir())
+    except OSError:
+        return False
+    return st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o1777
+
+
+def runner_workdir() -> str:
+    return CLEAN_DIRS[0]
 
 
 def _wait_readable(fd: int, deadline: float | None) -> bool:
@@ -209,10 +248,9 @@ def _wipe(runner: Any, uid: int) -> int:
             if os.path.isdir(top):
                 for entry in os.listdir(top):
                     _remove(os.path.join(top, entry))
-        _remove_sysv_ipc()
+        ipc_clean = _remove_sysv_ipc()
         left = [top for top in CLEAN_DIRS if os.path.isdir(top) and os.listdir(top)]
-        left += [path for path in SYSVIPC if _ipc_entries(path)]
-        return 1 if left else 0
+        return 1 if left or not ipc_clean else 0
     except BaseException:
         return 2
 
@@ -250,21 +288,62 @@ def _ipc_entries(path: str) -> list[list[str]]:
         with open(path) as f:
             lines = f.read().splitlines()[1:]
     except OSError:
-        return []  # gVisor has no /proc/sysvipc: there the seccomp profile is the guarantee
+        return []  # gVisor has no /proc/sysvipc: there the *_INFO counts and a scan serve
     return [line.split() for line in lines if line.strip()]
 
 
-def _remove_sysv_ipc() -> None:
+# shmctl/semctl/msgctl commands (linux/ipc.h, shm.h, sem.h, msg.h)
+_IPC_RMID, _SHM_INFO, _SHM_STAT, _SEM_INFO, _SEM_STAT, _MSG_INFO, _MSG_STAT = (
+    0,
+    14,
+    13,
+    19,
+    18,
+    12,
+    11,
+)
+IPC_SCAN = 256  # ids tried under gVisor; more objects than that: the check fails, the cell retires
+
+
+def _ipc_in_use(libc: Any) -> int:
+    """How many System V IPC objects exist in the sandbox's IPC namespace (both runtimes)."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(4096)
+    ints = ctypes.cast(buf, ctypes.POINTER(ctypes.c_int))
+    total = 0
+    if libc.shmctl(0, _SHM_INFO, buf) >= 0:
+        total += ints[0]  # struct shm_info.used_ids
+    if libc.semctl(0, 0, _SEM_INFO, buf) >= 0:
+        total += ints[7]  # struct seminfo.semusz: sets in use
+    if libc.msgctl(0, _MSG_INFO, buf) >= 0:
+        total += ints[0]  # struct msginfo.msgpool: queues in use
+    return total
+
+
+def _remove_sysv_ipc() -> bool:
+    """Remove every System V IPC object (as their owner); True when none is left."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    ipc_rmid = 0
-    for fields in _ipc_entries(SYSVIPC[0]):
-        libc.shmctl(int(fields[1]), ipc_rmid, None)
-    for fields in _ipc_entries(SYSVIPC[1]):
-        libc.semctl(int(fields[1]), 0, ipc_rmid)
-    for fields in _ipc_entries(SYSVIPC[2]):
-        libc.msgctl(int(fields[1]), ipc_rmid, None)
+    if _ipc_in_use(libc) == 0:
+        return True
+    buf = ctypes.create_string_buffer(4096)
+    shm = {int(f[1]) for f in _ipc_entries(SYSVIPC[0])}
+    sem = {int(f[1]) for f in _ipc_entries(SYSVIPC[1])}
+    msg = {int(f[1]) for f in _ipc_entries(SYSVIPC[2])}
+    if not os.path.exists("/proc/sysvipc"):  # gVisor: ids by index, and the indexes themselves
+        for index in range(IPC_SCAN):
+            shm.update(i for i in (libc.shmctl(index, _SHM_STAT, buf), index) if i >= 0)
+            sem.update(i for i in (libc.semctl(index, 0, _SEM_STAT, buf), index) if i >= 0)
+            msg.update(i for i in (libc.msgctl(index, _MSG_STAT, buf), index) if i >= 0)
+    for ident in shm:
+        libc.shmctl(ident, _IPC_RMID, None)
+    for ident in sem:
+        libc.semctl(ident, 0, _IPC_RMID)
+    for ident in msg:
+        libc.msgctl(ident, _IPC_RMID, None)
+    return _ipc_in_use(libc) == 0
 
 
 if __name__ == "__main__":  # pragma: no cover - imported by the runner, never run alone

@@ -301,9 +301,16 @@ def main() -> int:
                 continue
             for mode in args.modes.split(","):
                 name = f"{runtime}/{mode}"
-                res = cellblock_variant(
-                    codes, runtime, mode, concurrency, workdir, backend, args.programs_per_cell
-                )
+                from cellblock.batch import BatchRunError
+
+                try:
+                    res = cellblock_variant(
+                        codes, runtime, mode, concurrency, workdir, backend, args.programs_per_cell
+                    )
+                except BatchRunError as exc:  # e.g. a shared cell refused (seccomp not enforced)
+                    print(f"{name}: not run: {exc}")
+                    variants[name] = {"error": str(exc)}
+                    continue
                 base_runs.append(harness(codes, args.python, concurrency, workdir / "harness"))
                 base = statistics.fmean(b["wall_s"] for b in base_runs[-2:])
                 res["harness_wall_s"] = round(base, 3)

@@ -295,6 +295,7 @@ class Pipeline:
         limits_override: Mapping[str, Any] | None = None,
         batch: Mapping[str, Any] | None = None,
         run: Callable[[RunRequest, dict[str, Any]], ExecutionResult] | None = None,
+        assessed: Assessment | None = None,
     ) -> PipelineResult:
         text = decode_source(code)
         raw = text.encode("utf-8", "surrogateescape")
@@ -321,14 +322,10 @@ class Pipeline:
             level = "none"
             cause = "assessment skipped (allowed by assessment.allow_skip)"
         else:
-            config = AssessConfig.from_dict(
-                {
-                    "deep": self.policy.assessment.deep,
-                    "rule_levels": dict(self.policy.assessment.rule_levels),
-                    "category_levels": dict(self.policy.assessment.category_levels),
-                }
-            )
-            assessment = assess(raw, config=config, deep=deep)
+            if assessed is not None and assessed.code_sha256 == digest:
+                assessment = assessed  # a batch assessed these very bytes in a helper process
+            else:
+                assessment = assess(raw, config=self._assess_config(), deep=deep)
             self._record(
                 "assessment",
                 {
@@ -430,6 +427,15 @@ class Pipeline:
                 result=result,
             ) from exc
         return result
+
+    def _assess_config(self) -> AssessConfig:
+        return AssessConfig.from_dict(
+            {
+                "deep": self.policy.assessment.deep,
+                "rule_levels": dict(self.policy.assessment.rule_levels),
+                "category_levels": dict(self.policy.assessment.category_levels),
+            }
+        )
 
     def _announce(self) -> None:
         with self._lock:

@@ -104,3 +104,20 @@ def test_bad_batch_arguments_are_one_clear_error(pipeline: Pipeline) -> None:
     with pytest.raises(BatchError, match="item 0 of the batch is a int"):
         pipeline.map([1], progress=False)  # type: ignore[list-item]
     assert pipeline.map([], progress=False) == []
+
+
+def test_assessments_made_ahead_in_helper_processes_match_in_line_ones(
+    pipeline: Pipeline,
+) -> None:
+    from cellblock.assess import assess
+
+    codes = ["print(1)", "import os\nos.system('true')\n", "eval('1+1')", "x = 1", "print(2)"]
+    results = pipeline.map(codes, progress=False)  # >= 4 programs: assessed ahead
+    for code, result in zip(codes, results, strict=True):
+        assert result.assessment is not None
+        inline = assess(code.encode(), config=pipeline._assess_config())
+        assert result.assessment.level == inline.level, code
+        assert [f.rule_id for f in result.assessment.findings] == [
+            f.rule_id for f in inline.findings
+        ]
+        assert result.decision.level == inline.level.value

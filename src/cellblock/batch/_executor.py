@@ -60,6 +60,7 @@ def run_batch(
     cell_mode: CellMode = "single",
     programs_per_cell: int = 32,
     execute_kwargs: dict[str, Any] | None = None,
+    assess_ahead: bool = True,
 ) -> list[PipelineResult | BatchItemError]:
     """Run every item through ``pipeline.execute``; outcomes in the items' order."""
     if cell_mode not in CELL_MODES:
@@ -92,6 +93,14 @@ def run_batch(
     )
     if bar is not None:
         bar.start(total)
+    from cellblock.batch._assess import AheadAssessor
+
+    ahead = AheadAssessor(
+        pipeline,
+        list(items),
+        deep=kwargs.get("deep"),
+        enabled=not kwargs.get("skip_assessment") and assess_ahead,
+    )
 
     def take() -> int | None:
         with lock:
@@ -111,6 +120,7 @@ def run_batch(
                         stdin=item.stdin,
                         batch={"batch_id": batch_id, "batch_index": index},
                         run=cells.run if cells is not None else None,
+                        assessed=ahead.get(index),
                         **kwargs,
                     )
                 except CellblockError as exc:
@@ -141,6 +151,7 @@ def run_batch(
                 for future in [executor.submit(worker, slot) for slot in range(workers)]:
                     future.result()
     finally:
+        ahead.close()
         if bar is not None:
             bar.finish()
     final: list[PipelineResult | BatchItemError] = []

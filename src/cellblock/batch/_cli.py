@@ -156,7 +156,8 @@ def cmd_run_batch(
         args.policy,
         progress=_stderr_progress,
         audit_dir=Path(args.audit_dir) if args.audit_dir else None,
-        use_pool=None if len(items) > 1 else False,
+        # many single-use cells: keep some started ahead (a shared cell needs none)
+        use_pool=len(items) > 1 and not args.shared_cell,
     ) as pipeline:
         outcomes = pipeline.execute_many(
             items,

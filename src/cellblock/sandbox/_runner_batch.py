@@ -91,21 +91,97 @@ def serve(runner: Any, chan: int, cgroup: Any, idle_s: float) -> int:
 
 def _unfit() -> str:
     """Why this cell cannot be shared, or "" when it can."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    ident = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
-    if ident >= 0:
-        libc.shmctl(ident, _IPC_RMID, None)
-        # gVisor registered without --oci-seccomp ignores the profile: then POSIX message
-        # queues, which nothing can list there, could carry data to the next program
+    pid = os.fork()
+    if pid == 0:  # a tester: the handlers' own filter must refuse IPC creation here
+        os._exit(_filter_test())
+    _, status = os.waitpid(pid, 0)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
         return (
-            "the cell's seccomp profile is not enforced (for gVisor: register runsc with "
-            "--oci-seccomp, see docs/gvisor.md), so programs cannot share it"
+            "the runner could not make the kernel refuse System V IPC and POSIX message queues "
+            f"in this cell (test status {status}), so programs cannot share it"
         )
     if not _shared_workdir():
         return "the shared cell's /work could not be made a sticky directory owned by root"
     return ""
+
+
+# The runner's own seccomp filter for every program of a shared cell (installed in the handler,
+# inherited by the program): creating System V IPC objects or POSIX message queues is refused,
+# whatever the engine's profile does (gVisor registered without --oci-seccomp ignores that one,
+# and gVisor has no way to list message queues, so none may exist). Numbers per architecture.
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_REFUSED_NR = {
+    "x86_64": (29, 64, 68, 240),  # shmget, semget, msgget, mq_open
+    "aarch64": (194, 190, 186, 180),
+}
+_X32_BIT = 0x40000000
+
+
+def _install_filter() -> None:
+    """Install the filter in this process (and so its future children); raises on failure."""
+    import ctypes
+    import platform
+
+    machine = platform.machine()
+    if machine not in _AUDIT_ARCH:
+        raise OSError(f"no shared-cell filter for {machine}")
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, refuse = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    numbers = _REFUSED_NR[machine]
+    # [0] arch  [1] other arch -> refuse  [2] nr  [3] x32 -> refuse  [4..] each -> refuse
+    insns: list[tuple[int, int, int, int]] = [(ld, 0, 0, 4)]
+    # a jump goes to pc + 1 + offset: from [1] to RET refuse at [5 + n] is 3 + n
+    insns.append((jeq, 0, 3 + len(numbers), _AUDIT_ARCH[machine]))
+    insns.append((ld, 0, 0, 0))
+    insns.append((jge, len(numbers) + 1, 0, _X32_BIT))
+    for i, nr in enumerate(numbers):
+        insns.append((jeq, len(numbers) - i, 0, nr))
+    insns.append((ret, 0, 0, allow))
+    insns.append((ret, 0, 0, refuse))
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_ushort),
+            ("jt", ctypes.c_ubyte),
+            ("jf", ctypes.c_ubyte),
+            ("k", ctypes.c_uint),
+        ]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [
+            ("len", ctypes.c_ushort),
+            ("filter", ctypes.POINTER(SockFilter)),
+        ]
+
+    array = (SockFilter * len(insns))(*[SockFilter(c, t, f, k) for c, t, f, k in insns])
+    prog = SockFprog(len(insns), array)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+
+
+def _filter_test() -> int:
+    """In a throw-away child: install the filter, then try every refused call."""
+    try:
+        import ctypes
+
+        _install_filter()
+        libc = ctypes.CDLL(None, use_errno=True)
+        made = [
+            libc.shmget(0, 4096, 0o1600),
+            libc.semget(0, 1, 0o1600),
+            libc.msgget(0, 0o1600),
+        ]
+        try:
+            rt = ctypes.CDLL("librt.so.1", use_errno=True)
+            made.append(rt.mq_open(b"/cellblock-shared-probe", os.O_CREAT | os.O_RDWR, 0o600, None))
+        except OSError:
+            pass
+        return 0 if all(m < 0 for m in made) else 1
+    except BaseException:
+        return 2
 
 
 def _shared_workdir() -> bool:
@@ -187,6 +263,7 @@ def _handle(runner: Any, chan: int, cgroup: Any, uid_w: int, previous_uid: int |
             runner._send(chan, {"event": "error", "message": "request truncated"})
             return BAD_REQUEST
         os.environ["CELLBLOCK_UID"] = str(uid)  # the program's uid (checked again in the child)
+        _install_filter()  # the program inherits it; a failure ends the handler: no run
         runner.run_program(chan, header, code, stdin_data, _FreshAccounting(cgroup))
         return 0
     except BaseException as exc:

@@ -20,12 +20,12 @@ from cellblock.pipeline import Pipeline, PipelineResult
 
 pytestmark = pytest.mark.docker
 
-NOT_ENFORCED = "seccomp profile is not enforced"
+NOT_ENFORCED = "could not make the kernel refuse System V IPC"
 
 
 def shared_map(pipeline: Pipeline, codes: list[str], **kwargs: object) -> list[PipelineResult]:
-    """Run ``codes`` in one shared cell; on an engine whose runtime ignores the seccomp profile
-    (gVisor registered without --oci-seccomp) the cell must refuse, clearly, and nothing runs."""
+    """Run ``codes`` in one shared cell; where the runner cannot make the kernel refuse IPC
+    creation the cell must refuse, clearly, and nothing runs."""
     try:
         return pipeline.map(
             codes,
@@ -37,7 +37,7 @@ def shared_map(pipeline: Pipeline, codes: list[str], **kwargs: object) -> list[P
         )
     except BatchRunError as exc:
         assert all(NOT_ENFORCED in str(o) for o in exc.outcomes), exc.outcomes
-        pytest.skip("this engine's runtime ignores the seccomp profile: shared cells refused")
+        pytest.skip("the runner cannot make this kernel refuse IPC creation: shared cells refused")
 
 
 PROBE = r"""

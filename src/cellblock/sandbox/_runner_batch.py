@@ -9,11 +9,12 @@ pristine memory), which reads the request, forks the program exactly as in a sin
 streams its frames; so no program's code, input or output is left in memory that a later
 program's fork would inherit. Between programs PID 1
 
-1. kills every process left in the sandbox (until none is left) and reaps them,
-2. forks a *wiper* that becomes the finished program's uid and empties ``/work``, ``/tmp``,
-   ``/dev/shm`` and ``/dev/mqueue`` and removes its System V IPC objects (none can exist: the
-   shared cell's seccomp profile refuses shmget, semget and msgget, and mq_open is refused in every
-   cell), then checks from scratch that every one of them is empty,
+1. the handler, once the result is out, kills every other process (until none is left), then
+   becomes the finished program's uid and empties ``/work``, ``/tmp``, ``/dev/shm`` and
+   ``/dev/mqueue`` and removes its System V IPC objects (none can exist: the handler's own seccomp
+   filter refuses their creation, as the shared cell's profile does), then checks from scratch
+   that every one of them is empty; its exit status says whether all of that succeeded,
+2. PID 1 kills and reaps anything left once more (nothing, normally),
 3. reports ``{"event": "cleaned", "ok": ...}``; the host sends the next program only after an ok,
    and retires the cell on anything else.
 
@@ -22,6 +23,7 @@ the previous program's uid), so a process the kill could not reach could still n
 program's files or processes.
 """
 
+import contextlib
 import os
 import select
 import signal
@@ -32,10 +34,10 @@ from typing import Any
 
 HANGUP = 10  # the handler found no request: the host hung up
 BAD_REQUEST = 11
+LEFTOVER = 12  # a process of the program could not be killed
 CLEAN_DIRS = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")  # noqa: S108 - the sandbox's own
 SYSVIPC = ("/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg")
 KILL_WAIT_S = 5.0
-WIPE_WAIT_S = 10.0
 
 
 class _FreshAccounting:
@@ -80,7 +82,8 @@ def serve(runner: Any, chan: int, cgroup: Any, idle_s: float) -> int:
         if code == HANGUP and uid is None:
             return 0
         if uid is None or code != 0:
-            runner._send(chan, {"event": "cleaned", "ok": False, "why": "handler failed"})
+            why = f"the handler's run or clean-up failed (status {code})"
+            runner._send(chan, {"event": "cleaned", "ok": False, "why": why})
             return 4
         ok, why = _clean_up(runner, uid)
         runner._send(chan, {"event": "cleaned", "ok": ok, "why": why})
@@ -265,7 +268,11 @@ def _handle(runner: Any, chan: int, cgroup: Any, uid_w: int, previous_uid: int |
         os.environ["CELLBLOCK_UID"] = str(uid)  # the program's uid (checked again in the child)
         _install_filter()  # the program inherits it; a failure ends the handler: no run
         runner.run_program(chan, header, code, stdin_data, _FreshAccounting(cgroup))
-        return 0
+        # the result is out; nothing of the program may run on, then the handler (which PID 1
+        # never reuses) becomes the program's uid and wipes what it left: one fork fewer
+        if not _sweep(time.monotonic() + KILL_WAIT_S):
+            return LEFTOVER
+        return _wipe(runner, uid)
     except BaseException as exc:
         try:
             os.write(2, f"cellblock-runner: shared-cell handler failed: {exc!r}\n".encode())
@@ -274,27 +281,27 @@ def _handle(runner: Any, chan: int, cgroup: Any, uid_w: int, previous_uid: int |
 
 
 def _clean_up(runner: Any, uid: int) -> tuple[bool, str]:
+    """After a handler that ran and wiped (status 0): check from PID 1 that nothing is left."""
     if not _kill_all(time.monotonic() + KILL_WAIT_S):
         return False, "a process of the previous program could not be killed"
-    pid = os.fork()
-    if pid == 0:
-        os._exit(_wipe(runner, uid))
-    end = time.monotonic() + WIPE_WAIT_S
-    while True:
-        waited, status = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            break
-        if time.monotonic() > end:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return False, "clean-up took too long"
-        time.sleep(0.001)
-    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-        return False, f"clean-up found leftovers (status {status})"
-    # the wiper's own exit: nothing of the program's may be left running now either
-    if not _kill_all(time.monotonic() + KILL_WAIT_S):
-        return False, "a process was left after clean-up"
     return True, ""
+
+
+def _sweep(deadline: float) -> bool:
+    """In the handler (not PID 1): SIGKILL every process but PID 1 and itself, until none is
+    left; the orphans' zombies are PID 1's to reap, which it does while it waits for us."""
+    while time.monotonic() < deadline:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        time.sleep(0.0005)
+    return False
 
 
 def _kill_all(deadline: float) -> bool:
@@ -318,7 +325,7 @@ def _kill_all(deadline: float) -> bool:
 
 
 def _wipe(runner: Any, uid: int) -> int:
-    """In the wiper (forked from PID 1): as the program's uid, remove everything it left."""
+    """In the handler, after the program: as its uid, remove everything it left."""
     try:
         _become(uid)
         for top in CLEAN_DIRS:

@@ -31,6 +31,13 @@ from cellblock.audit import (
     default_public_key,
     ensure_keypair,
 )
+from cellblock.batch.interface import (
+    BatchItem,
+    BatchItemError,
+    BatchProgress,
+    BatchRunError,
+    CellMode,
+)
 from cellblock.errors import CellblockError
 from cellblock.network.interface import NetworkError
 from cellblock.packages import PackageVerdict
@@ -361,6 +368,42 @@ class Pipeline:
         audit record of this run. ``files`` go into the working directory before the program
         runs; files matching ``collect`` come back as ``execution.artifacts``.
         """
+        return self._execute(
+            code,
+            stdin=stdin,
+            approver=approver,
+            skip_assessment=skip_assessment,
+            deep=deep,
+            limits_override=limits_override,
+            files=files,
+            collect=collect,
+            file_caps=file_caps,
+            image=image,
+            packages=packages,
+            package_hashes=package_hashes,
+            caller=caller,
+        )
+
+    def _execute(
+        self,
+        code: str | bytes,
+        *,
+        stdin: bytes | None = None,
+        approver: Approver | None = None,
+        skip_assessment: bool = False,
+        deep: bool | None = None,
+        limits_override: Mapping[str, Any] | None = None,
+        files: FileSpec | None = None,
+        collect: Iterable[str] | str | None = None,
+        file_caps: FileCaps | None = None,
+        image: str | None = None,
+        packages: Sequence[str] | None = None,
+        package_hashes: Mapping[str, set[str]] | None = None,
+        caller: Mapping[str, Any] | None = None,
+        batch: Mapping[str, Any] | None = None,
+        run: Callable[[RunRequest, dict[str, Any]], ExecutionResult] | None = None,
+        assessed: Assessment | None = None,
+    ) -> PipelineResult:
         caps = file_caps or FileCaps()
         inputs = input_files(files, caps)  # bad names or caps fail before anything is recorded
         patterns = collect_patterns(collect)
@@ -373,22 +416,13 @@ class Pipeline:
         raw = text.encode("utf-8", "surrogateescape")
         run_id = uuid.uuid4().hex
         digest = _sha256(raw)
-        base: dict[str, Any] = {"run_id": run_id, "code_sha256": digest}
+        # a batch's programs carry its id and their place in it in every record
+        base: dict[str, Any] = {"run_id": run_id, "code_sha256": digest, **(batch or {})}
         if caller is not None:
             base["caller"] = dict(caller)
         policy_name = self.policy.name
         policy_digest = self._policy_digest
-        if not self._announced:
-            self._record(
-                "policy.loaded",
-                {
-                    "policy": policy_name,
-                    "digest": policy_digest,
-                    "origin": self.loaded.to_dict() if self.loaded else None,
-                    "loosenings": self._policy_loosenings,
-                },
-            )
-            self._announced = True
+        self._announce()
 
         # 1. assess
         assessment: Assessment | None = None
@@ -405,19 +439,18 @@ class Pipeline:
             level = "none"
             cause = "assessment skipped (allowed by assessment.allow_skip)"
         else:
-            config = AssessConfig.from_dict(
-                {
-                    "deep": self.policy.assessment.deep,
-                    "rule_levels": dict(self.policy.assessment.rule_levels),
-                    "category_levels": dict(self.policy.assessment.category_levels),
-                }
-            )
-            assessment = assess(
-                raw,
-                config=config,
-                deep=deep,
-                available_modules=modules_for(self.policy, assumed_image),
-            )
+            available = modules_for(self.policy, assumed_image)
+            if (
+                assessed is not None
+                and assessed.code_sha256 == digest
+                and image is None
+                and assumed_image == "base"
+            ):
+                assessment = assessed  # a batch assessed these very bytes in a helper process
+            else:
+                assessment = assess(
+                    raw, config=self._assess_config(), deep=deep, available_modules=available
+                )
             self._record(
                 "assessment",
                 {
@@ -538,7 +571,8 @@ class Pipeline:
         )  # durable: on disk before any container exists
         started = time.monotonic()
         try:
-            execution = target.run(request)
+            # ``run``: a batch's shared cell (opt-in, see docs/batch.md)
+            execution = run(request, base) if run is not None else target.run(request)
         except (SandboxError, NetworkError) as exc:
             self._record(
                 "execution.failed",
@@ -570,6 +604,123 @@ class Pipeline:
         from cellblock.session import Session
 
         return Session(pipeline=self, **kwargs)
+
+    def _assess_config(self) -> AssessConfig:
+        return AssessConfig.from_dict(
+            {
+                "deep": self.policy.assessment.deep,
+                "rule_levels": dict(self.policy.assessment.rule_levels),
+                "category_levels": dict(self.policy.assessment.category_levels),
+            }
+        )
+
+    def _announce(self) -> None:
+        with self._lock:
+            if self._announced:
+                return
+            self._announced = True
+        self._record(
+            "policy.loaded",
+            {
+                "policy": self.policy.name,
+                "digest": self._policy_digest,
+                "origin": self.loaded.to_dict() if self.loaded else None,
+                "loosenings": self._policy_loosenings,
+            },
+        )
+
+    # -- batches -------------------------------------------------------------------------------
+
+    def execute_many(
+        self,
+        programs: Iterable[BatchItem | str | bytes],
+        *,
+        concurrency: int | None = None,
+        progress: BatchProgress | bool | None = None,
+        cell_mode: CellMode = "single",
+        programs_per_cell: int = 32,
+        approver: Approver | None = None,
+        skip_assessment: bool = False,
+        deep: bool | None = None,
+        limits_override: Mapping[str, Any] | None = None,
+    ) -> list[PipelineResult | BatchItemError]:
+        """Run many programs, each assessed, decided, run and recorded on its own.
+
+        Returns one outcome per program in the given order: its :class:`PipelineResult` (a
+        program that fails or times out is a result), or a :class:`BatchItemError` when it
+        could not be run. ``concurrency`` programs are in flight at once (default: the number
+        of cores). ``progress``: a bar on stderr when it is a terminal (default), ``False`` for
+        none. ``cell_mode="shared"`` (opt-in) lets one hardened cell run up to
+        ``programs_per_cell`` of these programs one after another; see docs/batch.md.
+        """
+        from cellblock.batch._executor import as_items, run_batch
+
+        self._announce()
+        return run_batch(
+            self,
+            as_items(programs),
+            concurrency=concurrency,
+            progress=progress,
+            cell_mode=cell_mode,
+            programs_per_cell=programs_per_cell,
+            execute_kwargs={
+                "approver": approver,
+                "skip_assessment": skip_assessment,
+                "deep": deep,
+                "limits_override": limits_override,
+            },
+        )
+
+    def map(
+        self,
+        codes: Iterable[BatchItem | str | bytes],
+        *,
+        stdin: Sequence[bytes | None] | None = None,
+        concurrency: int | None = None,
+        progress: BatchProgress | bool | None = None,
+        cell_mode: CellMode = "single",
+        programs_per_cell: int = 32,
+        approver: Approver | None = None,
+        skip_assessment: bool = False,
+        deep: bool | None = None,
+        limits_override: Mapping[str, Any] | None = None,
+    ) -> list[PipelineResult]:
+        """Like :meth:`execute_many`, but every outcome is a :class:`PipelineResult`: if any
+        program could not be run, :class:`~cellblock.batch.BatchRunError` is raised once the
+        batch is over, carrying every outcome."""
+        from cellblock.batch._executor import as_items
+
+        outcomes = self.execute_many(
+            as_items(codes, stdin),
+            concurrency=concurrency,
+            progress=progress,
+            cell_mode=cell_mode,
+            programs_per_cell=programs_per_cell,
+            approver=approver,
+            skip_assessment=skip_assessment,
+            deep=deep,
+            limits_override=limits_override,
+        )
+        errors = [o for o in outcomes if isinstance(o, BatchItemError)]
+        if errors:
+            first = errors[0]
+            raise BatchRunError(
+                f"{len(errors)} of {len(outcomes)} programs could not be run; the first "
+                f"(#{first.index}): {first}",
+                outcomes=outcomes,
+            )
+        return [o for o in outcomes if not isinstance(o, BatchItemError)]
+
+    def _record_batch(self, type_: str, payload: Mapping[str, Any]) -> None:
+        self._record(type_, payload)
+
+    def _batch_cells(self, cell_mode: CellMode, programs_per_cell: int, batch_id: str) -> Any:
+        """A worker's shared cells (``shared`` mode), or None: each program gets its own."""
+        if cell_mode != "shared":
+            return None
+        from cellblock.batch._shared import SharedCells
+
+        return SharedCells(self, programs_per_cell=programs_per_cell, batch_id=batch_id)
 
     def _needs_no_engine(self, level: str) -> bool:
         return self.policy.decisions.model_dump().get(level) == "block"

@@ -13,6 +13,7 @@ from typing import Any
 
 from cellblock._inputs import NotRegularFileError, read_regular_file
 from cellblock._terminal import escape_text, note, program_output
+from cellblock.batch import _cli as batch_cli
 from cellblock.errors import CellblockError
 from cellblock.sandbox._sandbox import decode_source
 from cellblock.sandbox.errors import SourceDecodeError
@@ -29,7 +30,11 @@ EXIT_OOM = 123
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     run = sub.add_parser("run", help="run a Python program in a hardened single-use sandbox")
-    run.add_argument("file", help="the program, or - to read it from stdin")
+    run.add_argument(
+        "file",
+        nargs="*",
+        help="the program, or - to read it from stdin; several files run as a batch",
+    )
     add_limit_flags(run)
     run.add_argument(
         "--stdin", metavar="FILE", help="a file whose bytes become the program's stdin"
@@ -70,6 +75,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     add_file_flags(run)
+    batch_cli.add_batch_flags(run)
     run.set_defaults(func=cmd_run)
 
     image = sub.add_parser("image", help="build or inspect the sandbox image")
@@ -225,6 +231,14 @@ def print_result(
 def cmd_run(args: argparse.Namespace) -> int:
     from cellblock.pipeline import Pipeline
 
+    if batch_cli.is_batch(args):  # several files or --jsonl: a batch (docs/batch.md)
+        stdin_all = read_stdin_file(args.stdin) if args.stdin else None
+        return batch_cli.cmd_run_batch(args, stdin=stdin_all, overrides=limit_overrides(args))
+    if not args.file:
+        from cellblock.cli import CliParser
+
+        CliParser(prog="cellblock run").error("give a program file, - for stdin, or --jsonl FILE")
+    args.file = args.file[0]
     data, name = read_program(args.file)
     code = decode_source(data, name=name)
     stdin = read_stdin_file(args.stdin) if args.stdin else None

@@ -705,6 +705,10 @@ def main() -> int:
             "cgroup": cgroup.version,
         },
     )
+    if os.environ.get("CELLBLOCK_SHARED") == "1":  # an opt-in shared cell: _runner_batch.py
+        import cellblock_runner_batch  # type: ignore[import-not-found]
+
+        return int(cellblock_runner_batch.serve(sys.modules[__name__], chan, cgroup, idle))
     deadline = time.monotonic() + idle if idle > 0 else None
     request = _Request(0)
     header = request.header(deadline)

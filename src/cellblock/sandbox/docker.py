@@ -103,9 +103,21 @@ def next_sandbox_uid() -> int:
         return SANDBOX_UID + next(_uid_counter) % SANDBOX_UID_COUNT
 
 
-def seccomp_profile(runtime: str = "runc") -> str:
+# In a shared cell (opt-in batches) no System V IPC object may be created: one could outlive its
+# program, and gVisor has no /proc/sysvipc from which the runner could list and remove it.
+SHARED_CELL_REFUSED = ("shmget", "semget", "msgget")
+
+
+def seccomp_profile(runtime: str = "runc", *, shared: bool = False) -> str:
     raw = resources.files("cellblock.sandbox").joinpath("seccomp.json").read_text()
     profile = json.loads(raw)
+    if shared:
+        for rule in profile["syscalls"]:
+            rule["names"] = [n for n in rule["names"] if n not in SHARED_CELL_REFUSED]
+        profile["syscalls"] = [r for r in profile["syscalls"] if r["names"]]
+        profile["syscalls"].append(
+            {"names": list(SHARED_CELL_REFUSED), "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+        )
     if runtime == "runsc":
         # runsc ignores errnoRet (every refusal is EPERM), so the clone3 -> ENOSYS rule would make
         # glibc's thread creation fail instead of falling back to clone. gVisor's kernel answers
@@ -188,6 +200,7 @@ class DockerBackend(Backend):
         self.image_id: str = info.image_id
         self.ready_timeout_s = ready_timeout_s
         self._seccomp = {runtime: seccomp_profile(runtime) for runtime in ("runc", "runsc")}
+        self._seccomp_shared = {r: seccomp_profile(r, shared=True) for r in ("runc", "runsc")}
         self._runtimes: frozenset[str] | None = None
         self._lock = threading.Lock()
 
@@ -228,7 +241,12 @@ class DockerBackend(Backend):
     # -- container configuration ---------------------------------------------------------
 
     def host_config(
-        self, limits: Limits, *, uid: int = SANDBOX_UID, network: str | None = None
+        self,
+        limits: Limits,
+        *,
+        uid: int = SANDBOX_UID,
+        network: str | None = None,
+        shared: bool = False,
     ) -> Any:
         from docker.types import LogConfig, Ulimit
 
@@ -237,13 +255,15 @@ class DockerBackend(Backend):
             f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=0700,"
             f"uid={uid},gid={uid}"
         )
+        if shared:  # a shared cell's programs each have their own uid: sticky, like /tmp
+            work = f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777"
         tmp = f"rw,nosuid,nodev,noexec,size={limits.tmp_bytes},mode=1777"
         kwargs: dict[str, Any] = {
             "auto_remove": True,
             "read_only": limits.read_only_root,
             "cap_drop": ["ALL"],
             "cap_add": list(RUNNER_CAPS),
-            "security_opt": self.security_opt(limits),
+            "security_opt": self.security_opt(limits, shared=shared),
             "pids_limit": limits.pids,
             "mem_limit": limits.memory_bytes,
             "memswap_limit": limits.memory_bytes + limits.swap_bytes,
@@ -280,10 +300,11 @@ class DockerBackend(Backend):
         host_config["MaskedPaths"] = list(MASKED_PATHS)  # the SDK has no parameter for it
         return host_config
 
-    def security_opt(self, limits: Limits) -> list[str]:
+    def security_opt(self, limits: Limits, *, shared: bool = False) -> list[str]:
         options = [f"no-new-privileges:{'true' if limits.no_new_privileges else 'false'}"]
         if limits.seccomp == "cellblock":
-            options.append(f"seccomp={self._seccomp[limits.runtime]}")
+            profiles = self._seccomp_shared if shared else self._seccomp
+            options.append(f"seccomp={profiles[limits.runtime]}")
         elif limits.runtime == "runsc":
             # The engine's default profile names pselect6 and refuses clone3 with errnoRet, which
             # runsc cannot apply (the runner's select() and every thread would fail): under gVisor
@@ -315,6 +336,7 @@ class DockerCell(Cell):
         *,
         idle_s: float = 0.0,
         kind: str | None = None,
+        shared: bool = False,
     ) -> None:
         import docker.errors
 
@@ -362,6 +384,7 @@ class DockerCell(Cell):
                     limits,
                     uid=self.uid,
                     network=None if self.gateway is None else self.gateway.network_name,
+                    shared=shared,
                 ),
             )
             config["StdinOnce"] = True  # the engine closes stdin when we hang up; the runner quits
@@ -441,7 +464,9 @@ class DockerCell(Cell):
         finally:
             self.discard()
 
-    def _execute(self, request: RunRequest, t0: float) -> ExecutionResult:
+    def _execute(
+        self, request: RunRequest, t0: float, extra: dict[str, Any] | None = None
+    ) -> ExecutionResult:
         limits = request.limits
         code = request.code.encode("utf-8", "surrogateescape")
         stdin = request.stdin or b""
@@ -455,6 +480,7 @@ class DockerCell(Cell):
             "filename": request.filename,
             "watch_host": True,
             "await_hangup": True,
+            **(extra or {}),
         }
         if limits.runtime == "runsc":
             header["memory_budget"] = limits.memory_bytes + limits.swap_bytes

@@ -44,7 +44,7 @@ _DOCKERFILE = """\
 FROM {base}
 USER 0
 COPY cellblock_runner.py /opt/cellblock/cellblock_runner.py
-COPY cellblock_runner_files.py cellblock_runner_session.py /opt/cellblock/
+COPY cellblock_runner_files.py cellblock_runner_session.py cellblock_runner_batch.py /opt/cellblock/
 RUN set -e; \\
     (getent group {uid} >/dev/null || groupadd -g {uid} cell); \\
     (getent passwd {uid} >/dev/null || useradd -u {uid} -g {uid} -M -d /work -s /usr/sbin/nologin cell); \\
@@ -67,10 +67,11 @@ def runner_source() -> bytes:
     return resources.files("cellblock.sandbox").joinpath("_runner.py").read_bytes()
 
 
-# Modules the runner imports on demand (files, sessions): copied next to it under these names.
+# Modules the runner imports on demand (files, sessions, shared batch cells): copied next to it under these names.
 RUNNER_MODULES = {
     "cellblock_runner_files.py": "_runner_files.py",
     "cellblock_runner_session.py": "_runner_session.py",
+    "cellblock_runner_batch.py": "_runner_batch.py",
 }
 
 

@@ -161,17 +161,22 @@ def _json_error(args: argparse.Namespace, exc: AuditError) -> int:
     return exc.exit_code
 
 
+def _cannot_verify(args: argparse.Namespace, message: str) -> int:
+    """Verification could not run at all: say why (JSON with --json) and exit 2."""
+    if args.json:
+        print(json.dumps({"ok": False, "error": message}))
+    else:
+        print(f"cellblock: error: verification could not run: {message}", file=sys.stderr)
+    return 2
+
+
 def _verify(args: argparse.Namespace) -> int:
     witness = DirectoryWitness(args.witness) if args.witness else None
     trust = args.trust_root if args.trust_root else default_public_key()
     try:
         report = verify(_dir(args), trust_root=trust, witness=witness)
     except (VerificationNotPossible, AuditError, OSError) as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc)}))
-        else:
-            print(f"cellblock: error: verification could not run: {exc}", file=sys.stderr)
-        return 2
+        return _cannot_verify(args, str(exc))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -190,18 +195,11 @@ def _verify(args: argparse.Namespace) -> int:
 def _verify_fleet(args: argparse.Namespace) -> int:
     from cellblock.fleet import verify_fleet  # the fleet builds on the audit log, not the reverse
 
-    def fail(message: str) -> int:
-        if args.json:
-            print(json.dumps({"ok": False, "error": message}))
-        else:
-            print(f"cellblock: error: verification could not run: {message}", file=sys.stderr)
-        return 2
-
     logs: dict[str, Path] = {}
     for item in args.node_log:
         name, sep, directory = item.partition("=")
         if not sep or not name or not directory:
-            return fail(f"--node-log takes NAME=DIR, got {item!r}")
+            return _cannot_verify(args, f"--node-log takes NAME=DIR, got {item!r}")
         logs[name] = Path(directory)
     trust = args.trust_root if args.trust_root else default_public_key()
     try:
@@ -209,7 +207,7 @@ def _verify_fleet(args: argparse.Namespace) -> int:
             _dir(args), trust_root=trust, node_list=args.node_list, node_logs=logs
         )
     except (VerificationNotPossible, AuditError, OSError) as exc:
-        return fail(str(exc))
+        return _cannot_verify(args, str(exc))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cellblock.audit._format import build_body, build_line, canonical, decode_line
+from cellblock.audit._format import canonical, decode_line
+
+from ..audit._util import encode
 
 
 def live_segment(log_dir: Path) -> Path:
@@ -31,15 +33,7 @@ def rewrite_record(log_dir: Path, seq: int, change: dict[str, Any], *, rehash: b
             continue
         rec["payload"].update(change)
         if rehash:
-            body = build_body(
-                rec["log"],
-                canonical(rec["payload"]),
-                rec["prev"],
-                rec["seq"],
-                rec["ts"],
-                canonical(rec["type"]),
-            )
-            lines[i] = build_line(body)[0]
+            lines[i] = encode(rec)[0]
         else:
             envelope = json.loads(line)
             envelope["record"] = rec

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,8 @@ from cellblock.sandbox.profiles import (
     inspect_profile_image,
     profile_tag,
 )
+
+from .._cli import run_cellblock as cellblock
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -44,16 +44,6 @@ fig.savefig("chart.png")
 print(round(float(model.coef_[0]), 6), round(float(stats.pearsonr(df.x, df.y)[0]), 6))
 print(plt.get_backend())
 """
-
-
-def cellblock(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cellblock.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
 
 
 def test_data_image_records_every_distribution(data_image) -> None:  # type: ignore[no-untyped-def]

@@ -4,9 +4,6 @@ the wheels read-only in the sandbox with networking off, and each refusal's exit
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ from cellblock.pipeline import Pipeline
 from cellblock.policy import Policy, load_preset
 from cellblock.sandbox import Limits, RunRequest, WheelPayload
 
+from .._cli import run_cellblock as _cli
 from .test_pipeline import records
 
 pytestmark = [pytest.mark.docker]
@@ -151,16 +149,6 @@ def test_runner_refuses_a_wheel_whose_hash_does_not_match(backend) -> None:  # t
     request = RunRequest(code="print(1)", limits=Limits(runtime="runc", timeout_s=30), wheels=(bad,))
     result = backend.run(request)
     assert result.stdout == "" and "does not match its sha256" in (result.error or "")
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cellblock.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,14 @@ def execveat(fd):
 def syscall(*args):
     ctypes.set_errno(0)
     return "allowed" if libc.syscall(*args) >= 0 else errname(ctypes.get_errno())
+
+def drop(directory):
+    # an attacker's binary, written and marked executable in ``directory``
+    path = directory + "/dropped"
+    with open(path, "wb") as f:
+        f.write(BINARY)
+    os.chmod(path, 0o755)
+    return path
 """
 
 
@@ -117,10 +125,7 @@ def test_dropped_binary_cannot_run_from_noexec_mounts(backend: Backend, runtime:
         r"""
 out = {}
 for d in ("/tmp", "/work", "/dev/shm"):
-    path = d + "/dropped"
-    with open(path, "wb") as f:
-        f.write(BINARY)
-    os.chmod(path, 0o755)
+    path = drop(d)
     fd = os.open(path, os.O_RDONLY)
     out[d] = [
         in_child(lambda: os.execv(path, ["echo", MARKER])),
@@ -143,10 +148,7 @@ def test_loader_cannot_map_noexec_files(backend: Backend, runtime: str) -> None:
         r"""
 out = {}
 for d in ("/tmp", "/work", "/dev/shm"):
-    path = d + "/dropped"
-    with open(path, "wb") as f:
-        f.write(BINARY)
-    os.chmod(path, 0o755)
+    path = drop(d)
     proc = subprocess.run(["/lib64/ld-linux-x86-64.so.2", path, MARKER], capture_output=True)
     out[d] = proc.stdout.decode(errors="replace")
 print(json.dumps(out))

@@ -9,9 +9,9 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cellblock.audit._errors import AuditError, AuditKeyError
 from cellblock.audit._format import LineError, decode_line, parse_ts, seg_stem
@@ -22,6 +22,10 @@ from cellblock.audit._paths import default_audit_dir, default_private_key, defau
 from cellblock.audit._segments import list_segments
 from cellblock.audit._verify import VerificationNotPossible, verify
 from cellblock.audit._witness import DirectoryWitness
+from cellblock.audit.interface import VerificationReport
+
+if TYPE_CHECKING:
+    from cellblock.fleet.interface import FleetReport  # the fleet builds on the audit log
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -161,47 +165,61 @@ def _json_error(args: argparse.Namespace, exc: AuditError) -> int:
     return exc.exit_code
 
 
+def _cannot_verify(args: argparse.Namespace, message: str) -> int:
+    """Verification could not run at all: say why (JSON with --json) and exit 2."""
+    if args.json:
+        print(json.dumps({"ok": False, "error": message}))
+    else:
+        print(f"cellblock: error: verification could not run: {message}", file=sys.stderr)
+    return 2
+
+
+def _show_report(
+    args: argparse.Namespace,
+    report: VerificationReport | FleetReport,
+    subject: str,
+    details: str,
+    *,
+    warnings: Iterable[object] = (),
+) -> int:
+    """Print a verification report (JSON with --json); exit 0 when intact, 1 with problems."""
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for prob in report.problems:
+            print(f"PROBLEM {prob}")
+        for w in warnings:
+            print(f"warning {w}")
+        state = "intact" if report.ok else f"{len(report.problems)} problem(s)"
+        print(f"{subject}: {state}; {details}")
+    return 0 if report.ok else 1
+
+
 def _verify(args: argparse.Namespace) -> int:
     witness = DirectoryWitness(args.witness) if args.witness else None
     trust = args.trust_root if args.trust_root else default_public_key()
     try:
         report = verify(_dir(args), trust_root=trust, witness=witness)
     except (VerificationNotPossible, AuditError, OSError) as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc)}))
-        else:
-            print(f"cellblock: error: verification could not run: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        for prob in report.problems:
-            print(f"PROBLEM {prob}")
-        for w in report.warnings:
-            print(f"warning {w}")
-        state = "intact" if report.ok else f"{len(report.problems)} problem(s)"
-        print(
-            f"{report.directory}: {state}; {report.records} records, log {report.log_id}, "
-            f"{len(report.segments)} segment(s), {len(report.pruned_segments)} pruned"
-        )
-    return 0 if report.ok else 1
+        return _cannot_verify(args, str(exc))
+    return _show_report(
+        args,
+        report,
+        str(report.directory),
+        f"{report.records} records, log {report.log_id}, "
+        f"{len(report.segments)} segment(s), {len(report.pruned_segments)} pruned",
+        warnings=report.warnings,
+    )
 
 
 def _verify_fleet(args: argparse.Namespace) -> int:
     from cellblock.fleet import verify_fleet  # the fleet builds on the audit log, not the reverse
 
-    def fail(message: str) -> int:
-        if args.json:
-            print(json.dumps({"ok": False, "error": message}))
-        else:
-            print(f"cellblock: error: verification could not run: {message}", file=sys.stderr)
-        return 2
-
     logs: dict[str, Path] = {}
     for item in args.node_log:
         name, sep, directory = item.partition("=")
         if not sep or not name or not directory:
-            return fail(f"--node-log takes NAME=DIR, got {item!r}")
+            return _cannot_verify(args, f"--node-log takes NAME=DIR, got {item!r}")
         logs[name] = Path(directory)
     trust = args.trust_root if args.trust_root else default_public_key()
     try:
@@ -209,18 +227,13 @@ def _verify_fleet(args: argparse.Namespace) -> int:
             _dir(args), trust_root=trust, node_list=args.node_list, node_logs=logs
         )
     except (VerificationNotPossible, AuditError, OSError) as exc:
-        return fail(str(exc))
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        for prob in report.problems:
-            print(f"PROBLEM {prob}")
-        state = "intact" if report.ok else f"{len(report.problems)} problem(s)"
-        print(
-            f"fleet of {len(report.nodes)} node(s), dispatcher log {report.dispatcher_log_id}: "
-            f"{state}; {report.receipts} receipt(s) checked"
-        )
-    return 0 if report.ok else 1
+        return _cannot_verify(args, str(exc))
+    return _show_report(
+        args,
+        report,
+        f"fleet of {len(report.nodes)} node(s), dispatcher log {report.dispatcher_log_id}",
+        f"{report.receipts} receipt(s) checked",
+    )
 
 
 def _iter_lines(directory: Path) -> Iterator[tuple[str, bytes]]:

@@ -173,7 +173,8 @@ class IndexedRecord:
     code_sha256: Any
 
 
-def _lines(directory: Path) -> Iterator[bytes]:
+def stored_lines(directory: Path) -> Iterator[bytes]:
+    """Every stored line of the log in ``directory``, in segment order (unreadable ones skipped)."""
     segs = list_segments(directory)
     for first in sorted(segs):
         kinds = segs[first]
@@ -185,7 +186,7 @@ def _lines(directory: Path) -> Iterator[bytes]:
             else:
                 continue
         except (OSError, EOFError, gzip.BadGzipFile):
-            continue  # the verifier names what is wrong with this segment
+            continue  # the log's own verification names what is wrong with this segment
         yield from data.splitlines(keepends=True)
 
 
@@ -199,7 +200,7 @@ def index_records(directory: Path, seqs: Iterable[int]) -> dict[int, IndexedReco
     found: dict[int, IndexedRecord] = {}
     if not wanted:
         return found
-    for line in _lines(directory):
+    for line in stored_lines(directory):
         fast = decode_ordinary(line)
         if fast is not None and (fast[2]["seq"] not in wanted or not fast[1]):
             continue  # cheap skip: not one we want, or its hash is wrong

@@ -6,17 +6,14 @@ id belong to which node) and each node's log directory. Needs no Ray.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cellblock.audit import Receipt, ReceiptError, VerificationNotPossible, verify
-from cellblock.audit._format import LineError, decode_line, seg_stem
-from cellblock.audit._fsutil import read_regular
+from cellblock.audit._format import LineError, decode_line
 from cellblock.audit._keys import TrustRoot, trusted_key_id
-from cellblock.audit._receipts import check_receipt, index_records
-from cellblock.audit._segments import list_segments
+from cellblock.audit._receipts import check_receipt, index_records, stored_lines
 from cellblock.audit.interface import VerificationReport
 from cellblock.fleet._nodelist import (
     NodeListError,
@@ -33,25 +30,13 @@ NODES_TYPE = "fleet.nodes"
 def _dispatcher_records(directory: Path) -> list[dict[str, Any]]:
     """The fleet records of the dispatcher's log (those whose bytes match their hash)."""
     out = []
-    segs = list_segments(directory)
-    for first in sorted(segs):
-        kinds = segs[first]
+    for line in stored_lines(directory):
         try:
-            if "jsonl" in kinds:
-                data = read_regular(directory / f"{seg_stem(first)}.jsonl")
-            elif "jsonl.gz" in kinds:
-                data = gzip.decompress(read_regular(directory / f"{seg_stem(first)}.jsonl.gz"))
-            else:
-                continue
-        except (OSError, EOFError, gzip.BadGzipFile):
-            continue  # the log's own verification names it
-        for line in data.splitlines(keepends=True):
-            try:
-                _, rec = decode_line(line)
-            except LineError:
-                continue
-            if rec["type"].startswith("fleet.") and isinstance(rec["payload"], dict):
-                out.append(rec)
+            _, rec = decode_line(line)
+        except LineError:
+            continue
+        if rec["type"].startswith("fleet.") and isinstance(rec["payload"], dict):
+            out.append(rec)
     return out
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cellblock.network.interface import GatewayError
+from cellblock.sandbox.image import _run_build
 
 NET_IMAGE_REPOSITORY = "cellblock/sandbox-net"
 CA_PATH = "/etc/cellblock/ca.pem"
@@ -88,23 +89,7 @@ def network_image(client: Any, base_image_id: str, ca_bundle: str | None, user: 
                 member.mode = 0o644
                 tar.addfile(member, io.BytesIO(data))
         buf.seek(0)
-        try:
-            for chunk in client.api.build(
-                fileobj=buf,
-                custom_context=True,
-                tag=tag,
-                rm=True,
-                forcerm=True,
-                pull=False,
-                network_mode="none",
-                decode=True,
-                labels={"cellblock.network-image": "1"},
-            ):
-                if "error" in chunk:
-                    raise GatewayError(
-                        f"building the allowlist image failed: {chunk['error'].strip()}"
-                    )
-        except docker.errors.APIError as exc:
-            raise GatewayError(f"building the allowlist image failed: {exc.explanation}") from exc
+        _run_build(client, buf, tag=tag, labels={"cellblock.network-image": "1"},
+                   what="the allowlist image", error=GatewayError, detail_lines=0)
         image_id = client.api.inspect_image(tag)["Id"]
         return image_id

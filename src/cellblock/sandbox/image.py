@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -201,39 +202,52 @@ def build_image(
         "cellblock.version": __version__,
         "cellblock.python": python_version,
     }
+    _run_build(client, context, tag=IMAGE_TAG, labels=labels, what="the sandbox image",
+               error=ImageBuildError, say=say)
+    info = inspect_image(client)
+    if not info.current:
+        raise ImageBuildError("the sandbox image was built but its recipe label does not match")
+    say(f"built {IMAGE_TAG} ({info.image_id}) in {time.monotonic() - started:.1f}s")
+    return info
+
+
+def _run_build(client: Any, context: io.BytesIO, *, tag: str, labels: dict[str, str], what: str,
+               error: type[Exception], say: Progress | None = None, nocache: bool = False,
+               detail_lines: int = 8, hide_label_step: bool = False) -> None:
+    """Build ``context`` (a tar with a Dockerfile) offline as ``tag``, streaming its steps to ``say``.
+
+    Shared by every image cellblock builds; a failure raises ``error`` naming ``what`` with the
+    last ``detail_lines`` lines of build output.
+    """
     import docker.errors
 
     try:
         stream = client.api.build(
             fileobj=context,
             custom_context=True,
-            tag=IMAGE_TAG,
+            tag=tag,
             labels=labels,
             rm=True,
             forcerm=True,
             pull=False,
-            network_mode="none",
+            network_mode="none",  # everything the build installs is in the context
+            nocache=nocache,
             decode=True,
         )
         recent: list[str] = []
         for chunk in stream:
             if "error" in chunk:
-                detail = "\n".join(recent[-8:])
-                raise ImageBuildError(
-                    f"building the sandbox image failed: {chunk['error'].strip()}\n{detail}"
-                )
-            line = str(chunk.get("stream", "")).strip()
+                message = f"building {what} failed: {str(chunk['error']).strip()}"
+                if detail_lines:
+                    message += "\n" + "\n".join(recent[-detail_lines:])
+                raise error(message)
+            line = re.sub(r"\x1b\[[0-9;]*m", "", str(chunk.get("stream", ""))).strip()
             if line:
                 recent.append(line)
-            if line.startswith("Step "):
+            if say and line.startswith("Step ") and not (hide_label_step and " : LABEL " in line):
                 say(line)
     except docker.errors.APIError as exc:
-        raise ImageBuildError(f"building the sandbox image failed: {exc.explanation}") from exc
-    info = inspect_image(client)
-    if not info.current:
-        raise ImageBuildError("the sandbox image was built but its recipe label does not match")
-    say(f"built {IMAGE_TAG} ({info.image_id}) in {time.monotonic() - started:.1f}s")
-    return info
+        raise error(f"building {what} failed: {exc.explanation}") from exc
 
 
 def _build_context(base: str) -> io.BytesIO:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import tarfile
 import time
 import uuid
@@ -37,6 +36,7 @@ from cellblock.sandbox.image import (
     SANDBOX_UID,
     Progress,
     _print_progress,
+    _run_build,
     build_image,
     inspect_image,
 )
@@ -414,7 +414,8 @@ def build_profile_image(
         "cellblock.version": __version__,
         "cellblock.python": base_info.python or "",
     }
-    _run_build(client, buf, tag, labels, say, nocache=force)
+    _run_build(client, buf, tag=tag, labels=labels, what=tag, error=ImageBuildError, say=say,
+               nocache=force, hide_label_step=True)
     info = inspect_profile_image(client, profile)
     if not info.current:
         raise ImageBuildError(f"the {profile.name} image was built but its recipe label differs")
@@ -429,39 +430,6 @@ def _target_of(python: str | None) -> Any:
         return Target()
     major, minor = (int(x) for x in python.split(".")[:2])
     return Target(python_version=(major, minor))
-
-
-def _run_build(client: Any, context: io.BytesIO, tag: str, labels: dict[str, str],
-               say: Progress, *, nocache: bool) -> None:
-    import docker.errors
-
-    try:
-        stream = client.api.build(
-            fileobj=context,
-            custom_context=True,
-            tag=tag,
-            labels=labels,
-            rm=True,
-            forcerm=True,
-            pull=False,
-            network_mode="none",  # everything the build installs is in the context
-            nocache=nocache,
-            decode=True,
-        )
-        recent: list[str] = []
-        for chunk in stream:
-            if "error" in chunk:
-                detail = "\n".join(recent[-8:])
-                raise ImageBuildError(
-                    f"building {tag} failed: {str(chunk['error']).strip()}\n{detail}"
-                )
-            line = re.sub(r"\x1b\[[0-9;]*m", "", str(chunk.get("stream", ""))).strip()
-            if line:
-                recent.append(line)
-            if line.startswith("Step ") and " : LABEL " not in line:
-                say(line)
-    except docker.errors.APIError as exc:
-        raise ImageBuildError(f"building {tag} failed: {exc.explanation}") from exc
 
 
 def inspect_profile_image(client: Any, profile: ImageProfile) -> ProfileImageInfo:

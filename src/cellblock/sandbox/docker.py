@@ -357,6 +357,8 @@ class DockerCell(Cell):
         api = backend.client.api
         try:
             environment = {"CELLBLOCK_IDLE_S": f"{idle_s:g}", "CELLBLOCK_UID": str(self.uid)}
+            if shared:  # an opt-in shared cell (batches): the runner serves several programs
+                environment["CELLBLOCK_SHARED"] = "1"
             if limits.egress is not None:  # network "allowlist": a private network and a proxy
                 from cellblock.network.docker import open_for_cell
 

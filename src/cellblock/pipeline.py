@@ -39,7 +39,7 @@ from cellblock.sandbox import ExecutionResult, Limits, Pool, RunRequest, Sandbox
 from cellblock.sandbox._sandbox import decode_source, default_backend
 from cellblock.sandbox.files import FileCaps, FileSpec, collect_patterns, input_files
 from cellblock.sandbox.image import Progress
-from cellblock.sandbox.interface import Backend, WheelPayload
+from cellblock.sandbox.interface import Backend, OutputCallback, WheelPayload
 
 if TYPE_CHECKING:
     from cellblock.session import Session
@@ -348,6 +348,8 @@ class Pipeline:
         packages: Sequence[str] | None = None,
         package_hashes: Mapping[str, set[str]] | None = None,
         caller: Mapping[str, Any] | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
     ) -> PipelineResult:
         """Assess, decide, ask for approval when needed, run, and record every step.
 
@@ -359,7 +361,9 @@ class Pipeline:
         refused package raises a :class:`~cellblock.packages.PackageError` and nothing runs.
         ``caller`` (who asked, e.g. a service token's id, never a secret) goes into every
         audit record of this run. ``files`` go into the working directory before the program
-        runs; files matching ``collect`` come back as ``execution.artifacts``.
+        runs; files matching ``collect`` come back as ``execution.artifacts``. ``on_stdout``
+        and ``on_stderr`` receive the program's output as text chunks while it runs (a callback
+        that raises is ignored); ``execution`` still holds all of it.
         """
         caps = file_caps or FileCaps()
         inputs = input_files(files, caps)  # bad names or caps fail before anything is recorded
@@ -520,6 +524,8 @@ class Pipeline:
             files=inputs,
             collect=patterns,
             file_caps=caps,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
         )
         target = self._runner_for(run_image)
         backend = self.backend if run_image == "base" else self._backend_for(run_image)
@@ -666,6 +672,8 @@ def execute(
     image: str | None = None,
     packages: Sequence[str] | None = None,
     wheelhouse: Path | None = None,
+    on_stdout: OutputCallback | None = None,
+    on_stderr: OutputCallback | None = None,
 ) -> PipelineResult:
     """One guarded run: assess, decide, approve, run and record. See :class:`Pipeline`."""
     with Pipeline(policy, backend=backend, audit_dir=audit_dir, wheelhouse=wheelhouse) as p:
@@ -678,4 +686,6 @@ def execute(
             packages=packages,
             files=files,
             collect=collect,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
         )

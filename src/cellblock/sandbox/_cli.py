@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import getpass
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     add_file_flags(run)
+    # --session: the files are the steps of one session, run by ``cellblock session``'s code
+    run.add_argument(
+        "--session",
+        action="store_true",
+        help="run the files as the steps of one session (state kept between them); "
+        "like cellblock session FILE...",
+    )
+    run.add_argument("more_files", nargs="*", metavar="FILE", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
     image = sub.add_parser("image", help="build or inspect the sandbox image")
@@ -183,6 +193,76 @@ def _show_stream(text: str, stream: Any) -> None:
     stream.flush()
 
 
+class _LiveOutput:
+    """The program's output shown while it runs, by whole lines, so that the rules that judge a
+    line (one that could pass for a note) see all of it; escaped exactly like ``_show_stream``."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._received: list[str] = []
+        self._pending = ""
+
+    def __call__(self, text: str) -> None:
+        self._received.append(text)
+        head, newline, self._pending = (self._pending + text).rpartition("\n")
+        if newline:
+            self._stream.write(program_output(head + newline))
+            self._stream.flush()
+
+    def finish(self, full: str | None) -> None:
+        """Show what is still held or was never streamed (``full`` is the result's text), the
+        last line ended so that cellblock's notes start on a line of their own."""
+        received = "".join(self._received)
+        rest = full[len(received) :] if full is not None and full.startswith(received) else ""
+        self._received = [received + rest]
+        text, self._pending = self._pending + rest, ""
+        if text:
+            shown = program_output(text)
+            self._stream.write(shown if shown.endswith("\n") else shown + "\n")
+            self._stream.flush()
+
+
+@contextlib.contextmanager
+def _live_output(
+    enabled: bool,
+) -> Iterator[tuple[_LiveOutput, _LiveOutput] | tuple[None, None]]:
+    """Live writers for stdout and stderr (human mode); on an error, what they hold is shown."""
+    if not enabled:
+        yield None, None
+        return
+    out, err = _LiveOutput(sys.stdout), _LiveOutput(sys.stderr)
+    try:
+        yield out, err
+    except BaseException:
+        out.finish(None)
+        err.finish(None)
+        raise
+
+
+def _run_session(args: argparse.Namespace) -> int:
+    """``run --session A.py B.py ...``: the same as ``cellblock session A.py B.py ...``."""
+    from cellblock.session import _cli as session_cli
+
+    unsupported = {
+        "--stdin": args.stdin,
+        "--no-assess": args.no_assess,
+        "--deep": args.deep,
+        "--with": args.with_packages,
+        "--requirements": args.requirements,
+        "--wheelhouse": args.wheelhouse,
+    }
+    for flag, value in unsupported.items():
+        if value:
+            raise FileError(f"{flag} cannot be used with --session; leave it out")
+    parser = argparse.ArgumentParser(add_help=False)
+    session_cli.register(parser.add_subparsers())
+    merged = vars(parser.parse_args(["session"]))  # the session command's own defaults
+    merged.update({k: v for k, v in vars(args).items() if k in merged and k != "func"})
+    files = args.file if isinstance(args.file, list) else [args.file]
+    merged.update(steps=[*files, *args.more_files], jsonl=False)
+    return session_cli.cmd_session(argparse.Namespace(**merged))
+
+
 def exit_status(result: ExecutionResult) -> int:
     if result.status is Status.TIMEOUT:
         return EXIT_TIMEOUT
@@ -194,7 +274,11 @@ def exit_status(result: ExecutionResult) -> int:
 
 
 def print_result(
-    result: ExecutionResult, *, as_json: bool, extra: dict[str, Any] | None = None
+    result: ExecutionResult,
+    *,
+    as_json: bool,
+    extra: dict[str, Any] | None = None,
+    output_shown: bool = False,  # already printed live (see _LiveOutput)
 ) -> None:
     if as_json:
         data = result.to_dict()
@@ -203,8 +287,9 @@ def print_result(
         print(json.dumps(data, indent=2))
         return
     # Every byte as the program wrote it is in --json; here it is shown, not obeyed.
-    _show_stream(result.stdout, sys.stdout)
-    _show_stream(result.stderr, sys.stderr)
+    if not output_shown:
+        _show_stream(result.stdout, sys.stdout)
+        _show_stream(result.stderr, sys.stderr)
     notes = []
     if result.timed_out:
         notes.append(f"timed out after {result.limits.timeout_s:g}s")
@@ -225,6 +310,11 @@ def print_result(
 def cmd_run(args: argparse.Namespace) -> int:
     from cellblock.pipeline import Pipeline
 
+    if args.session:
+        return _run_session(args)
+    if args.more_files:
+        raise FileError("give one program file, or several with --session to run them as steps")
+
     data, name = read_program(args.file)
     code = decode_source(data, name=name)
     stdin = read_stdin_file(args.stdin) if args.stdin else None
@@ -244,7 +334,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         audit_dir=Path(args.audit_dir) if args.audit_dir else None,
         use_pool=False,  # one program: a pool would only start containers to throw away
         wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
-    ) as pipeline:
+    ) as pipeline, _live_output(not args.json) as (live_out, live_err):
         result = pipeline.execute(
             code,
             stdin=stdin,
@@ -257,7 +347,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             package_hashes=hashes,
             files={f.name: f.data for f in files},
             collect=collect,
+            on_stdout=live_out,
+            on_stderr=live_err,
         )
+    if live_out is not None and live_err is not None:  # the rest, then notes on their own line
+        live_out.finish(result.execution.stdout if result.execution else None)
+        live_err.finish(result.execution.stderr if result.execution else None)
     if result.packages is not None and not args.json:
         for package_note in result.packages.findings:
             note(f"package {package_note.action}: {package_note.message}", sys.stderr)
@@ -289,7 +384,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(extra, indent=2))
     else:
-        print_result(execution, as_json=False)
+        print_result(execution, as_json=False, output_shown=live_out is not None)
         show_files(extra)
     return exit_status(execution)
 

@@ -223,4 +223,3 @@ def test_run_session_keeps_state_across_files(tmp_path: Path, docker_client) -> 
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode() == "sum 7\n7\n"  # the last expression's value, like a REPL
     assert (out / "out.txt").read_text() == "42"
-

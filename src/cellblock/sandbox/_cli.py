@@ -328,13 +328,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         specs += more
     files = input_files(file_specs(args.files))
     collect = list(args.collect) or (["*"] if args.artifacts else [])
-    with Pipeline(
-        args.policy,
-        progress=_stderr_progress,
-        audit_dir=Path(args.audit_dir) if args.audit_dir else None,
-        use_pool=False,  # one program: a pool would only start containers to throw away
-        wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
-    ) as pipeline, _live_output(not args.json) as (live_out, live_err):
+    with (
+        Pipeline(
+            args.policy,
+            progress=_stderr_progress,
+            audit_dir=Path(args.audit_dir) if args.audit_dir else None,
+            use_pool=False,  # one program: a pool would only start containers to throw away
+            wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
+        ) as pipeline,
+        _live_output(not args.json) as (live_out, live_err),
+    ):
         result = pipeline.execute(
             code,
             stdin=stdin,

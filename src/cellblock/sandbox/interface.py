@@ -209,7 +209,7 @@ class WheelPayload:
 OutputCallback = Callable[[str], None]
 """Receives a program's output as it is produced: text chunks (UTF-8, undecodable bytes as
 U+FFFD, a character split between chunks delivered whole), within the output caps. Called on the
-thread that runs the program; an exception it raises is ignored and the run goes on."""
+thread that called ``run``; an exception it raises is ignored and the run goes on."""
 
 
 @dataclass(frozen=True)

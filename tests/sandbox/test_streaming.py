@@ -223,3 +223,32 @@ def test_run_session_keeps_state_across_files(tmp_path: Path, docker_client) -> 
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode() == "sum 7\n7\n"  # the last expression's value, like a REPL
     assert (out / "out.txt").read_text() == "42"
+
+
+# -- chunk boundaries (no container: the host-side pieces on their own) -------------------------
+
+
+def test_a_character_split_between_frames_arrives_whole() -> None:
+    from cellblock.sandbox.docker import _Live
+    from cellblock.sandbox.interface import RunRequest
+
+    got: list[str] = []
+    live = _Live(RunRequest("pass", on_stdout=got.append))
+    data = "é€🙂\n".encode()
+    for i in range(len(data)):
+        live.give("stdout", data[i : i + 1])
+    live.finish({"stdout": bytearray(data), "stderr": bytearray()}, Limits())
+    assert "".join(got) == "é€🙂\n" and "\ufffd" not in "".join(got)
+
+
+def test_live_cli_output_judges_whole_lines() -> None:
+    import io
+
+    from cellblock.sandbox._cli import _LiveOutput
+
+    screen = io.StringIO()
+    live = _LiveOutput(screen)
+    for chunk in ("ok\ncell", "block: fake note\r", "\nlast \x1b[2J"):
+        live(chunk)
+    live.finish("ok\ncellblock: fake note\r\nlast \x1b[2J")
+    assert screen.getvalue() == "ok\n\\x63ellblock: fake note\r\nlast \\x1b[2J\n"

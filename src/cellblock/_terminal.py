@@ -121,3 +121,33 @@ def note(message: str, stream: TextIO) -> None:
     if _styled(stream):
         tag = f"\x1b[7m{tag}\x1b[27m"
     stream.write(f"{tag} {text}\n")
+
+
+class LiveOutput:
+    """The program's output shown while it runs, by whole lines, so that the rules that judge a
+    line (one that could pass for a note) see all of it; escaped like the output shown after a
+    run."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._received: list[str] = []
+        self._pending = ""
+
+    def __call__(self, text: str) -> None:
+        self._received.append(text)
+        head, newline, self._pending = (self._pending + text).rpartition("\n")
+        if newline:
+            self._stream.write(program_output(head + newline))
+            self._stream.flush()
+
+    def finish(self, full: str | None) -> None:
+        """Show what is still held or was never streamed (``full`` is the result's text), the
+        last line ended so that cellblock's notes start on a line of their own."""
+        received = "".join(self._received)
+        rest = full[len(received) :] if full is not None and full.startswith(received) else ""
+        self._received = [received + rest]
+        text, self._pending = self._pending + rest, ""
+        if text:
+            shown = program_output(text)
+            self._stream.write(shown if shown.endswith("\n") else shown + "\n")
+            self._stream.flush()

@@ -46,7 +46,7 @@ from cellblock.sandbox import ExecutionResult, Limits, Pool, RunRequest, Sandbox
 from cellblock.sandbox._sandbox import decode_source, default_backend
 from cellblock.sandbox.files import FileCaps, FileSpec, collect_patterns, input_files
 from cellblock.sandbox.image import Progress
-from cellblock.sandbox.interface import Backend, WheelPayload
+from cellblock.sandbox.interface import Backend, OutputCallback, WheelPayload
 
 if TYPE_CHECKING:
     from cellblock.session import Session
@@ -355,6 +355,8 @@ class Pipeline:
         packages: Sequence[str] | None = None,
         package_hashes: Mapping[str, set[str]] | None = None,
         caller: Mapping[str, Any] | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
     ) -> PipelineResult:
         """Assess, decide, ask for approval when needed, run, and record every step.
 
@@ -366,7 +368,9 @@ class Pipeline:
         refused package raises a :class:`~cellblock.packages.PackageError` and nothing runs.
         ``caller`` (who asked, e.g. a service token's id, never a secret) goes into every
         audit record of this run. ``files`` go into the working directory before the program
-        runs; files matching ``collect`` come back as ``execution.artifacts``.
+        runs; files matching ``collect`` come back as ``execution.artifacts``. ``on_stdout``
+        and ``on_stderr`` receive the program's output as text chunks while it runs (a callback
+        that raises is ignored); ``execution`` still holds all of it.
         """
         return self._execute(
             code,
@@ -382,6 +386,8 @@ class Pipeline:
             packages=packages,
             package_hashes=package_hashes,
             caller=caller,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
         )
 
     def _execute(
@@ -400,6 +406,8 @@ class Pipeline:
         packages: Sequence[str] | None = None,
         package_hashes: Mapping[str, set[str]] | None = None,
         caller: Mapping[str, Any] | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
         batch: Mapping[str, Any] | None = None,
         run: Callable[[RunRequest, dict[str, Any]], ExecutionResult] | None = None,
         assessed: Assessment | None = None,
@@ -553,6 +561,8 @@ class Pipeline:
             files=inputs,
             collect=patterns,
             file_caps=caps,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
         )
         target = self._runner_for(run_image)
         backend = self.backend if run_image == "base" else self._backend_for(run_image)
@@ -817,6 +827,8 @@ def execute(
     image: str | None = None,
     packages: Sequence[str] | None = None,
     wheelhouse: Path | None = None,
+    on_stdout: OutputCallback | None = None,
+    on_stderr: OutputCallback | None = None,
 ) -> PipelineResult:
     """One guarded run: assess, decide, approve, run and record. See :class:`Pipeline`."""
     with Pipeline(policy, backend=backend, audit_dir=audit_dir, wheelhouse=wheelhouse) as p:
@@ -829,4 +841,6 @@ def execute(
             packages=packages,
             files=files,
             collect=collect,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
         )

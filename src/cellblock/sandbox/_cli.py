@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import getpass
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cellblock._inputs import NotRegularFileError, read_regular_file
-from cellblock._terminal import escape_text, note, program_output
+from cellblock._terminal import LiveOutput, escape_text, note, program_output
 from cellblock.batch import _cli as batch_cli
 from cellblock.errors import CellblockError
 from cellblock.sandbox._sandbox import decode_source
@@ -76,6 +78,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("--audit-dir", metavar="DIR", help="audit log directory")
     add_file_flags(run)
     batch_cli.add_batch_flags(run)
+    # --session: the files are the steps of one session, run by ``cellblock session``'s code
+    run.add_argument(
+        "--session",
+        action="store_true",
+        help="run the files as the steps of one session (state kept between them); "
+        "like cellblock session FILE...",
+    )
     run.set_defaults(func=cmd_run)
 
     image = sub.add_parser("image", help="build or inspect the sandbox image")
@@ -189,6 +198,47 @@ def _show_stream(text: str, stream: Any) -> None:
     stream.flush()
 
 
+@contextlib.contextmanager
+def _live_output(
+    enabled: bool,
+) -> Iterator[tuple[LiveOutput, LiveOutput] | tuple[None, None]]:
+    """Live writers for stdout and stderr (human mode); on an error, what they hold is shown."""
+    if not enabled:
+        yield None, None
+        return
+    out, err = LiveOutput(sys.stdout), LiveOutput(sys.stderr)
+    try:
+        yield out, err
+    except BaseException:
+        out.finish(None)
+        err.finish(None)
+        raise
+
+
+def _run_session(args: argparse.Namespace) -> int:
+    """``run --session A.py B.py ...``: the same as ``cellblock session A.py B.py ...``."""
+    from cellblock.session import _cli as session_cli
+
+    unsupported = {
+        "--stdin": args.stdin,
+        "--no-assess": args.no_assess,
+        "--deep": args.deep,
+        "--with": args.with_packages,
+        "--requirements": args.requirements,
+        "--wheelhouse": args.wheelhouse,
+    }
+    for flag, value in unsupported.items():
+        if value:
+            raise FileError(f"{flag} cannot be used with --session; leave it out")
+    parser = argparse.ArgumentParser(add_help=False)
+    session_cli.register(parser.add_subparsers())
+    merged = vars(parser.parse_args(["session"]))  # the session command's own defaults
+    merged.update({k: v for k, v in vars(args).items() if k in merged and k != "func"})
+    files = args.file if isinstance(args.file, list) else [args.file]
+    merged.update(steps=files, jsonl=False)
+    return session_cli.cmd_session(argparse.Namespace(**merged))
+
+
 def exit_status(result: ExecutionResult) -> int:
     if result.status is Status.TIMEOUT:
         return EXIT_TIMEOUT
@@ -200,7 +250,11 @@ def exit_status(result: ExecutionResult) -> int:
 
 
 def print_result(
-    result: ExecutionResult, *, as_json: bool, extra: dict[str, Any] | None = None
+    result: ExecutionResult,
+    *,
+    as_json: bool,
+    extra: dict[str, Any] | None = None,
+    output_shown: bool = False,  # already printed live (see LiveOutput)
 ) -> None:
     if as_json:
         data = result.to_dict()
@@ -209,8 +263,9 @@ def print_result(
         print(json.dumps(data, indent=2))
         return
     # Every byte as the program wrote it is in --json; here it is shown, not obeyed.
-    _show_stream(result.stdout, sys.stdout)
-    _show_stream(result.stderr, sys.stderr)
+    if not output_shown:
+        _show_stream(result.stdout, sys.stdout)
+        _show_stream(result.stderr, sys.stderr)
     notes = []
     if result.timed_out:
         notes.append(f"timed out after {result.limits.timeout_s:g}s")
@@ -231,6 +286,8 @@ def print_result(
 def cmd_run(args: argparse.Namespace) -> int:
     from cellblock.pipeline import Pipeline
 
+    if args.session:
+        return _run_session(args)
     if batch_cli.is_batch(args):  # several files or --jsonl: a batch (docs/batch.md)
         stdin_all = read_stdin_file(args.stdin) if args.stdin else None
         return batch_cli.cmd_run_batch(args, stdin=stdin_all, overrides=limit_overrides(args))
@@ -252,13 +309,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         specs += more
     files = input_files(file_specs(args.files))
     collect = list(args.collect) or (["*"] if args.artifacts else [])
-    with Pipeline(
-        args.policy,
-        progress=_stderr_progress,
-        audit_dir=Path(args.audit_dir) if args.audit_dir else None,
-        use_pool=False,  # one program: a pool would only start containers to throw away
-        wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
-    ) as pipeline:
+    with (
+        Pipeline(
+            args.policy,
+            progress=_stderr_progress,
+            audit_dir=Path(args.audit_dir) if args.audit_dir else None,
+            use_pool=False,  # one program: a pool would only start containers to throw away
+            wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
+        ) as pipeline,
+        _live_output(not args.json) as (live_out, live_err),
+    ):
         result = pipeline.execute(
             code,
             stdin=stdin,
@@ -271,7 +331,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             package_hashes=hashes,
             files={f.name: f.data for f in files},
             collect=collect,
+            on_stdout=live_out,
+            on_stderr=live_err,
         )
+    if live_out is not None and live_err is not None:  # the rest, then notes on their own line
+        live_out.finish(result.execution.stdout if result.execution else None)
+        live_err.finish(result.execution.stderr if result.execution else None)
     if result.packages is not None and not args.json:
         for package_note in result.packages.findings:
             note(f"package {package_note.action}: {package_note.message}", sys.stderr)
@@ -303,7 +368,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(extra, indent=2))
     else:
-        print_result(execution, as_json=False)
+        print_result(execution, as_json=False, output_shown=live_out is not None)
         show_files(extra)
     return exit_status(execution)
 

@@ -17,6 +17,7 @@ from cellblock.sandbox.interface import (
     Backend,
     ExecutionResult,
     Limits,
+    OutputCallback,
     RunRequest,
     WheelPayload,
 )
@@ -135,6 +136,8 @@ class Sandbox:
         files: FileSpec | None = None,
         collect: Iterable[str] | str | None = None,
         file_caps: FileCaps | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
     ) -> ExecutionResult:
         """Run ``code`` once in a fresh sandbox and say exactly what happened.
 
@@ -143,7 +146,9 @@ class Sandbox:
         (:class:`~cellblock.packages.PackageRefusedError`), then unpacked in the sandbox; a
         policy's finer rules apply through :class:`cellblock.Pipeline`. ``files`` (name -> bytes
         or local path, or local paths) are placed in the working directory first; files matching
-        ``collect`` (glob patterns) come back as ``result.artifacts``.
+        ``collect`` (glob patterns) come back as ``result.artifacts``. ``on_stdout`` and
+        ``on_stderr`` receive the output as text chunks while it is produced (see
+        :data:`~cellblock.sandbox.interface.OutputCallback`); the result still holds all of it.
         """
         if self._closed:
             raise RuntimeError("this Sandbox is closed")
@@ -161,6 +166,8 @@ class Sandbox:
             files=input_files(files, caps),
             collect=collect_patterns(collect),
             file_caps=caps,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
         )
         if self._pool is not None:
             return self._pool.run(request)

@@ -9,6 +9,7 @@ containers whose owner process is gone (a caller killed with SIGKILL between cre
 from __future__ import annotations
 
 import base64
+import codecs
 import contextlib
 import dataclasses
 import itertools
@@ -505,13 +506,15 @@ class DockerCell(Cell):
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
         frame = self._read_frame(deadline)
         collected = _Collected(request.file_caps)
+        live = _Live(request)
         while frame is not None and frame.get("event") in ("output", "file", "files_done"):
             if frame["event"] == "output":
-                self._keep_output(frame, limits)
+                live.give(frame.get("stream"), self._keep_output(frame, limits))
             else:
                 collected.take(frame)
                 deadline = max(deadline, time.monotonic() + 30.0)  # collection follows the run
             frame = self._read_frame(deadline)
+        live.finish(self._output, limits)
         total = time.monotonic() - t0
         if frame is not None and frame.get("event") == "result":
             self._finished_cleanly = True  # the runner exits by itself; auto_remove deletes it
@@ -519,16 +522,20 @@ class DockerCell(Cell):
         timed_out = time.monotonic() >= deadline  # else the stream ended: the runner died
         return self._result_without_report(limits, total, frame, timed_out=timed_out)
 
-    def _keep_output(self, frame: dict[str, Any], limits: Limits) -> None:
-        """One streamed chunk; the caps hold here too, whatever the runner sent."""
+    def _keep_output(self, frame: dict[str, Any], limits: Limits) -> bytes:
+        """One streamed chunk; the caps hold here too, whatever the runner sent. Returns the
+        part that was kept."""
         stream = frame.get("stream")
         if stream not in self._output:
-            return
+            return b""
         buffer = self._output[stream]
         cap = limits.stdout_bytes if stream == "stdout" else limits.stderr_bytes
         room = cap - len(buffer)
-        if room > 0:
-            buffer += base64.b64decode(frame.get("data", ""))[:room]
+        if room <= 0:
+            return b""
+        kept = base64.b64decode(frame.get("data", ""))[:room]
+        buffer += kept
+        return kept
 
     def _result_from_frame(
         self, frame: dict[str, Any], limits: Limits, total: float
@@ -732,6 +739,39 @@ class _Collected:
         return dataclasses.replace(
             result, artifacts=tuple(self.artifacts), files_refused=tuple(self.refused)
         )
+
+
+class _Live:
+    """Hands each kept output chunk to the request's callbacks as it arrives, decoded
+    incrementally so a character split between frames is delivered whole. A callback that
+    raises is ignored: the caller's display must not change what the run did or reports."""
+
+    def __init__(self, request: RunRequest) -> None:
+        self._callbacks = {"stdout": request.on_stdout, "stderr": request.on_stderr}
+        self._decoders = {
+            name: codecs.getincrementaldecoder("utf-8")("replace")
+            for name, callback in self._callbacks.items()
+            if callback is not None
+        }
+
+    def give(self, stream: Any, data: bytes) -> None:
+        decoder = self._decoders.get(str(stream))
+        if decoder is not None and data:
+            self._call(str(stream), decoder.decode(data))
+
+    def finish(self, output: dict[str, bytearray], limits: Limits) -> None:
+        """The end of the output: an incomplete last character, unless a cap cut it (the
+        result drops that partial tail too)."""
+        caps = {"stdout": limits.stdout_bytes, "stderr": limits.stderr_bytes}
+        for stream, decoder in self._decoders.items():
+            if len(output[stream]) < caps[stream]:
+                self._call(stream, decoder.decode(b"", final=True))
+
+    def _call(self, stream: str, text: str) -> None:
+        callback = self._callbacks[stream]
+        if text and callback is not None:
+            with contextlib.suppress(Exception):
+                callback(text)
 
 
 def _raw_socket(raw: Any) -> socket.socket:

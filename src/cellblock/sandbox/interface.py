@@ -14,7 +14,7 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -206,6 +206,12 @@ class WheelPayload:
             )
 
 
+OutputCallback = Callable[[str], None]
+"""Receives a program's output as it is produced: text chunks (UTF-8, undecodable bytes as
+U+FFFD, a character split between chunks delivered whole), within the output caps. Called on the
+thread that called ``run``; an exception it raises is ignored and the run goes on."""
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """One program to run: its source, optional stdin bytes, and the limits to run it under."""
@@ -218,6 +224,9 @@ class RunRequest:
     files: tuple[InputFile, ...] = ()  # placed in the working directory before the program runs
     collect: tuple[str, ...] = ()  # glob patterns (relative paths; * matches /) to bring back
     file_caps: FileCaps = field(default_factory=FileCaps)
+    # live output, as it is produced (never serialised; the result still holds all of it)
+    on_stdout: OutputCallback | None = field(default=None, compare=False, repr=False)
+    on_stderr: OutputCallback | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         size = len(self.code.encode("utf-8", "surrogatepass"))

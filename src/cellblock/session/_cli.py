@@ -20,9 +20,9 @@ import binascii
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from cellblock._terminal import escape_text, note, program_output
+from cellblock._terminal import LiveOutput, escape_text, note
 from cellblock.errors import CellblockError
 from cellblock.sandbox._cli import (
     EXIT_BLOCKED,
@@ -99,6 +99,8 @@ def cmd_session(args: argparse.Namespace) -> int:
     overrides = limit_overrides(args)
     overrides.pop("timeout_s", None)  # the step timeout; the container has no deadline of its own
     human = not args.json and not args.jsonl
+    live_out = _live(sys.stdout) if human else None
+    live_err = _live(sys.stderr) if human else None
     with (
         Pipeline(
             args.policy,
@@ -112,8 +114,8 @@ def cmd_session(args: argparse.Namespace) -> int:
             limits_override=overrides,
             image=args.image,
             approver=_cli_approver(args, program_on_stdin=bool(args.jsonl)),
-            on_stdout=_live(sys.stdout) if human else None,
-            on_stderr=_live(sys.stderr) if human else None,
+            on_stdout=live_out,
+            on_stderr=live_err,
         ) as session,
     ):
         if uploads:
@@ -123,6 +125,9 @@ def cmd_session(args: argparse.Namespace) -> int:
         status = 0
         for path, code in steps:
             result = session.run(code)
+            for live in (live_out, live_err):
+                if live is not None:
+                    live.finish(None)  # the step's unterminated last line, before its report
             _report_step(path, result, args)
             if result.status == "exit":
                 status = result.exit_code or 0
@@ -138,12 +143,9 @@ def cmd_session(args: argparse.Namespace) -> int:
         return status
 
 
-def _live(stream: Any) -> Any:
-    def write(text: str) -> None:
-        stream.write(program_output(text))
-        stream.flush()
-
-    return write
+def _live(stream: TextIO) -> LiveOutput:
+    # whole lines, so that a line that could pass for a note is judged as one (see _terminal)
+    return LiveOutput(stream)
 
 
 def _report_step(path: str, result: StepResult, args: argparse.Namespace) -> None:

@@ -314,14 +314,10 @@ class DockerGateway(Gateway):
                 _closing.discard(threading.current_thread())
 
     def _close(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
-        raw, self._raw = self._raw, None
-        if raw is not None:
-            with contextlib.suppress(Exception):
-                raw.close()
+        from cellblock.sandbox.docker import close_attach
+
+        (sock, raw), self._sock, self._raw = (self._sock, self._raw), None, None
+        close_attach(sock, raw)
         proxy, self._proxy_id = self._proxy_id, None
         if proxy is not None:
             _remove_container(self._client, proxy)

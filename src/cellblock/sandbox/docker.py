@@ -439,14 +439,8 @@ class DockerCell(Cell):
         oom, self._oom = self._oom, None
         if oom is not None:
             oom.close()
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
-        raw, self._raw = self._raw, None
-        if raw is not None:
-            with contextlib.suppress(Exception):
-                raw.close()
+        (sock, raw), self._sock, self._raw = (self._sock, self._raw), None, None
+        close_attach(sock, raw)
 
     def execute(self, request: RunRequest, *, started_at: float | None = None) -> ExecutionResult:
         if self._used:
@@ -772,6 +766,16 @@ class _Live:
         if text and callback is not None:
             with contextlib.suppress(Exception):
                 callback(text)
+
+
+def close_attach(sock: socket.socket | None, raw: Any) -> None:
+    """Close an attach stream: the socket under it, then the SDK's wrapper (either may be gone)."""
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
+    if raw is not None:
+        with contextlib.suppress(Exception):
+            raw.close()
 
 
 def _raw_socket(raw: Any) -> socket.socket:

@@ -413,7 +413,7 @@ try:
 except OSError as e:
     out["tcp"] = type(e).__name__
 try:
-    socket.getaddrinfo("pypi.org", 443)
+    socket.getaddrinfo("cellblock-dns-probe.invalid", 443)
     out["dns"] = "resolved"
 except OSError as e:
     out["dns"] = type(e).__name__

@@ -187,7 +187,8 @@ try:
 except OSError as exc:
     facts["interfaces"] = ["error: %s" % exc]
 try:
-    s = socket.create_connection(("1.1.1.1", 53), timeout=1)
+    # the engine's default bridge gateway: an address of this machine, never one outside it
+    s = socket.create_connection(("172.17.0.1", 53), timeout=1)
     s.close()
     facts["outbound_tcp"] = "connected"
 except OSError as exc:

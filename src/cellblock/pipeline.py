@@ -552,6 +552,12 @@ class Pipeline:
                 return finish(approval, None)
 
         # 4. run
+        if run is not None and run_image != "base":
+            # a shared batch cell runs the base image only; never report another image as used
+            raise SandboxError(
+                f"a shared batch cell runs the base image, but this program's profile runs on "
+                f"{run_image!r}; run this batch with cell_mode='single'"
+            )
         assert limits is not None
         request = RunRequest(
             code=text,

@@ -105,3 +105,23 @@ def test_stdin_program_cannot_join_a_batch(tmp_path: Path) -> None:
     assert proc.returncode == 64
     assert "can only be given alone" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [["--image", "data"], ["--with", "six==1.16.0"], ["--file", "x.csv"], ["--artifacts", "out"]],
+)
+def test_flags_a_batch_cannot_honour_are_refused_before_anything_runs(
+    tmp_path: Path, batch_policy: tuple[Path, Path, Path], flag: list[str]
+) -> None:
+    policy, audit_dir, _ = batch_policy
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("print('a')\n")
+    b.write_text("print('b')\n")
+    r = cellblock(
+        "run", str(a), str(b), "--policy", str(policy), "--audit-dir", str(audit_dir), *flag
+    )
+    assert r.returncode == 64, r.stderr
+    assert f"{flag[0]} cannot be used with a batch" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "execution.started" not in audit_types(audit_dir)

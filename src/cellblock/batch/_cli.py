@@ -145,6 +145,21 @@ def cmd_run_batch(
         raise BatchInputError("--concurrency must be at least 1")
     if args.programs_per_cell < 1:
         raise BatchInputError("--programs-per-cell must be at least 1")
+    # a batch runs each program on the decided profile's own image, without packages or files
+    for flag, value in {
+        "--image": args.image,
+        "--with": args.with_packages,
+        "--requirements": args.requirements,
+        "--wheelhouse": args.wheelhouse,
+        "--file": args.files,
+        "--collect": args.collect,
+        "--artifacts": args.artifacts,
+    }.items():
+        if value:
+            raise BatchInputError(
+                f"{flag} cannot be used with a batch (several files or --jsonl); "
+                "run such programs one at a time"
+            )
     items = read_items(args, stdin)
     approver = None
     if args.approve:

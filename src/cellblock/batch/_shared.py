@@ -89,6 +89,11 @@ class SharedCells:
 
     def run(self, request: RunRequest, base: dict[str, Any]) -> ExecutionResult:
         limits = request.limits
+        if limits.egress is not None:  # each program's connections must be its own, and audited
+            raise SharedCellError(
+                "a shared cell cannot use the network allowlist; run this batch with "
+                "cell_mode='single'"
+            )
         if not limits.read_only_root:
             raise SharedCellError(
                 "a shared cell needs a read-only root file system (hardening.read_only_root); "

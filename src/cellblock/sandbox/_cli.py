@@ -226,6 +226,9 @@ def _run_session(args: argparse.Namespace) -> int:
         "--with": args.with_packages,
         "--requirements": args.requirements,
         "--wheelhouse": args.wheelhouse,
+        "--jsonl": args.jsonl,
+        "--shared-cell": args.shared_cell,
+        "--concurrency": args.concurrency,
     }
     for flag, value in unsupported.items():
         if value:

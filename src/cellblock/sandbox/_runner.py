@@ -253,7 +253,12 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
         main_module.__file__ = path
         setattr(main_module, "__builtins__", __builtins__)  # noqa: B010
         sys.modules["__main__"] = main_module  # pickle and multiprocessing look here
-        for module in ("cellblock_runner", "cellblock_runner_files", "cellblock_runner_session"):
+        for module in (
+            "cellblock_runner",
+            "cellblock_runner_files",
+            "cellblock_runner_session",
+            "cellblock_runner_batch",
+        ):
             sys.modules.pop(module, None)
     except BaseException as exc:  # the sandbox is broken; say so and report exit status 125
         with contextlib.suppress(BaseException):

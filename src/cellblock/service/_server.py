@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -50,13 +49,6 @@ class _DrainingServer(uvicorn.Server):
 
 def _interrupt(_sig: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def _reopen_closed_stdout() -> None:
-    """The SDK's stdio transport closes stdout when the client hangs up; the CLI's final flush
-    must not turn that into a traceback."""
-    if sys.stdout is None or sys.stdout.closed:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- lives until the process exits
 
 
 def _core(args: argparse.Namespace, **kwargs: Any) -> ServiceCore:
@@ -127,8 +119,7 @@ def run_mcp(args: argparse.Namespace) -> int:
         try:
             server.run("stdio")
         finally:
-            core.shutdown(MCP_STDIO_GRACE_S)
-            _reopen_closed_stdout()
+            core.shutdown(MCP_STDIO_GRACE_S)  # stdout may be closed now: cli.main allows it
         return 0
 
     if args.policy:

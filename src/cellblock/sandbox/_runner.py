@@ -205,44 +205,76 @@ class _Cgroup:
 
 def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
     """In the forked child: become the program. Never returns."""
-    stdin_r, out_w, err_w = fds
     try:
-        os.setsid()
-        for sig in _IGNORED:
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # what CPython does at startup
-        os.dup2(stdin_r, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.closerange(3, 65536)
-        _mark_first_oom_victim()
-        if os.getuid() == 0:
-            _drop_to_sandbox_user()
-        os.chdir(WORKDIR)
-        sys.stdin = io.TextIOWrapper(
-            io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="surrogateescape"
-        )
-        sys.stdout = io.TextIOWrapper(
-            io.FileIO(1, "w", closefd=False),
-            encoding="utf-8",
-            errors="backslashreplace",
-            line_buffering=True,
-        )
-        sys.stderr = io.TextIOWrapper(
-            io.FileIO(2, "w", closefd=False),
-            encoding="utf-8",
-            errors="backslashreplace",
-            line_buffering=True,
-        )
-        setattr(sys, "__stdin__", sys.stdin)  # noqa: B010 - typeshed marks these final
-        setattr(sys, "__stdout__", sys.stdout)  # noqa: B010
-        setattr(sys, "__stderr__", sys.stderr)  # noqa: B010
+        _prepare_child(fds)
+    except BaseException as exc:  # the sandbox is broken; say so and report exit status 125
+        _cannot_start(exc)
+    _become_program(filename, code)
+
+
+def _cannot_start(exc: BaseException) -> NoReturn:
+    with contextlib.suppress(BaseException):
+        os.write(2, f"cellblock-runner: cannot start the program: {exc!r}\n".encode())
+    os._exit(125)
+
+
+def _prepare_child(fds: tuple[int, int, int], keep: int | None = None) -> None:
+    """Everything the program's process needs that does not depend on the program: its own
+    session, default signals, the pipes on 0/1/2, no other descriptor (but ``keep``, moved to
+    fd 3), the OOM mark, the sandbox uid with no capabilities, the working directory and fresh
+    standard streams. Raises when any of it fails."""
+    stdin_r, out_w, err_w = fds
+    os.setsid()
+    for sig in _IGNORED:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # what CPython does at startup
+    os.dup2(stdin_r, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    if keep is not None:
+        os.dup2(keep, 3)
+    os.closerange(3 if keep is None else 4, 65536)
+    _mark_first_oom_victim()
+    if os.getuid() == 0:
+        _drop_to_sandbox_user()
+    os.chdir(WORKDIR)
+    sys.stdin = io.TextIOWrapper(
+        io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="surrogateescape"
+    )
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+    setattr(sys, "__stdin__", sys.stdin)  # noqa: B010 - typeshed marks these final
+    setattr(sys, "__stdout__", sys.stdout)  # noqa: B010
+    setattr(sys, "__stderr__", sys.stderr)  # noqa: B010
+    for module in (
+        "cellblock_runner",
+        "cellblock_runner_files",
+        "cellblock_runner_session",
+        "cellblock_runner_batch",
+    ):
+        sys.modules.pop(module, None)
+
+
+def _become_program(filename: str, code: bytes) -> NoReturn:
+    """In the prepared child: write and run the program, then exit as the interpreter would."""
+    try:
         if _INPUTS:  # files the host sent, written as the sandbox user before the program starts
             import cellblock_runner_files  # type: ignore[import-not-found]
 
             for name, data in _INPUTS:
                 cellblock_runner_files.write_file(WORKDIR, name, data)
+            sys.modules.pop("cellblock_runner_files", None)
         path = os.path.join(WORKDIR, filename)
         with open(path, "wb") as f:
             f.write(code)
@@ -253,17 +285,8 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
         main_module.__file__ = path
         setattr(main_module, "__builtins__", __builtins__)  # noqa: B010
         sys.modules["__main__"] = main_module  # pickle and multiprocessing look here
-        for module in (
-            "cellblock_runner",
-            "cellblock_runner_files",
-            "cellblock_runner_session",
-            "cellblock_runner_batch",
-        ):
-            sys.modules.pop(module, None)
-    except BaseException as exc:  # the sandbox is broken; say so and report exit status 125
-        with contextlib.suppress(BaseException):
-            os.write(2, f"cellblock-runner: cannot start the program: {exc!r}\n".encode())
-        os._exit(125)
+    except BaseException as exc:
+        _cannot_start(exc)
     status = 0
     try:
         compiled = compile(source, path, "exec")
@@ -282,6 +305,91 @@ def _child(filename: str, code: bytes, fds: tuple[int, int, int]) -> NoReturn:
         with contextlib.suppress(BaseException):
             stream.flush()
     os._exit(status)
+
+
+class _Prepared:
+    """A program process forked and prepared (``_prepare_child``) while the cell waits in the pool,
+    so a request only has to hand it the code: the fork, the uid drop and the rest leave the
+    caller's path. It blocks on a private pipe (fd 3, closed before the code runs) and holds
+    nothing of any request: it was forked before one arrived."""
+
+    def __init__(self) -> None:
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        in_r, self.in_w = os.pipe()
+        ctrl_r, self.ctrl_w = os.pipe()
+        sys.stdout.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            _prepared_child((in_r, out_w, err_w), ctrl_r)
+        for fd in (out_w, err_w, in_r, ctrl_r):
+            os.close(fd)
+
+    def hand_over(self, filename: str, code: bytes, has_stdin: bool) -> None:
+        """Give the program to the prepared process. A process that died meanwhile (it could not
+        prepare) has said why on its stderr and exits 125, which the run reports."""
+        message = json.dumps({"filename": filename, "code_len": len(code), "stdin": has_stdin})
+        data = memoryview(message.encode() + b"\n" + code)
+        try:
+            while data:
+                data = data[os.write(self.ctrl_w, data) :]
+        except OSError:
+            pass
+        os.close(self.ctrl_w)
+        if not has_stdin:
+            os.close(self.in_w)
+            self.in_w = -1
+
+    def discard(self) -> None:
+        """For a request the prepared process cannot serve (packages, files, a session)."""
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        for fd in (self.out_r, self.err_r, self.in_w, self.ctrl_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+_WARM_SOURCE = """
+import math
+def f(xs: list[int], *, k: int = 2) -> dict[str, float]:
+    total = sum(x * k for x in xs if x % 2 == 0)
+    return {f"v{i}": math.sqrt(total) / (i + 1) for i in range(3)}
+class C:
+    def __init__(self) -> None:
+        self.items = [1, 2.5, "s", b"b", None, (1,), {1}]
+try:
+    assert f([1, 2, 3]) and C().items, "msg"
+except (ValueError, KeyError) as exc:
+    raise RuntimeError(str(exc)) from exc
+finally:
+    pass
+print(1)
+"""
+
+
+def _prepared_child(fds: tuple[int, int, int], ctrl_r: int) -> NoReturn:
+    try:
+        _prepare_child(fds, keep=ctrl_r)
+        with contextlib.suppress(BaseException):
+            # the first compile after a fork is slow (2-3 ms: pages of the parser and compiler
+            # are copied on first write); pay that here, while the cell waits in the pool
+            compile(_WARM_SOURCE, "<warm-up>", "exec")
+        request = _Request(3)
+        header = request.header(None)
+        code = None if header is None else request.exact(int(header["code_len"]), None)
+        if header is None or code is None:
+            os._exit(0)  # discarded, or the runner went away: nothing to run
+        os.close(3)
+        if not header["stdin"]:  # as in an unprepared child: stdin is /dev/null
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+        filename = str(header["filename"])
+    except BaseException as exc:
+        _cannot_start(exc)
+    _become_program(filename, code)
 
 
 def _mark_first_oom_victim() -> None:
@@ -401,7 +509,12 @@ def _meminfo_used() -> int | None:
 
 
 def run_program(
-    chan: int, header: dict[str, Any], code: bytes, stdin_data: bytes, cgroup: _Cgroup
+    chan: int,
+    header: dict[str, Any],
+    code: bytes,
+    stdin_data: bytes,
+    cgroup: _Cgroup,
+    prepared: _Prepared | None = None,
 ) -> None:
     timeout = float(header["timeout_s"])
     caps = (int(header["stdout_cap"]), int(header["stderr_cap"]))
@@ -412,20 +525,27 @@ def run_program(
     cpu_before = cgroup.cpu_ns()
     ru_before = _children_cpu()
 
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    if stdin_data:
-        in_r, in_w = os.pipe()
+    in_w: int | None
+    if prepared is not None:
+        pid, out_r, err_r = prepared.pid, prepared.out_r, prepared.err_r
+        started = time.monotonic()
+        prepared.hand_over(filename, code, bool(stdin_data))
+        in_w = prepared.in_w if stdin_data else None
     else:
-        in_r, in_w = os.open("/dev/null", os.O_RDONLY), None
-    sys.stdout.flush()
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        _child(filename, code, (in_r, out_w, err_w))
-    os.close(out_w)
-    os.close(err_w)
-    os.close(in_r)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if stdin_data:
+            in_r, in_w = os.pipe()
+        else:
+            in_r, in_w = os.open("/dev/null", os.O_RDONLY), None
+        sys.stdout.flush()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _child(filename, code, (in_r, out_w, err_w))
+        os.close(out_w)
+        os.close(err_w)
+        os.close(in_r)
     deadline = started + timeout
 
     kept = {out_r: 0, err_r: 0}
@@ -714,6 +834,8 @@ def main() -> int:
         import cellblock_runner_batch  # type: ignore[import-not-found]
 
         return int(cellblock_runner_batch.serve(sys.modules[__name__], chan, cgroup, idle))
+    # after "ready", so a cold run's request travels while the process prepares
+    prepared: _Prepared | None = _Prepared()
     deadline = time.monotonic() + idle if idle > 0 else None
     request = _Request(0)
     header = request.header(deadline)
@@ -728,6 +850,10 @@ def main() -> int:
     if code is None or stdin_data is None:
         _send(chan, {"event": "error", "message": "request truncated"})
         return 2
+    needs_fresh = header.get("wheels") or header.get("files") or header.get("mode") == "session"
+    if prepared is not None and needs_fresh:
+        prepared.discard()  # it cannot see the packages or files; a session forks its own
+        prepared = None
     problem = _install_wheels(request, header)
     if problem:
         _send(chan, {"event": "error", "message": problem})
@@ -742,7 +868,7 @@ def main() -> int:
         import cellblock_runner_session  # type: ignore[import-not-found]
 
         return int(cellblock_runner_session.serve(chan, header, request, cgroup))
-    run_program(chan, header, code, stdin_data, cgroup)
+    run_program(chan, header, code, stdin_data, cgroup, prepared)
     if header.get("await_hangup"):
         _await_hangup(request.fd, time.monotonic() + HANGUP_WAIT_S)
     return 0

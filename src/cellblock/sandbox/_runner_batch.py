@@ -5,7 +5,8 @@ Standard library only; it runs inside the sandbox image next to the runner (as
 :func:`serve` when the host created the cell with ``CELLBLOCK_SHARED=1``.
 
 PID 1 never touches a program's data: for each program it forks a fresh *handler* (from its own
-pristine memory), which reads the request, forks the program exactly as in a single-use cell and
+pristine memory, ahead of the request so the fork leaves the program's path), which reads the
+request, forks the program exactly as in a single-use cell and
 streams its frames; so no program's code, input or output is left in memory that a later
 program's fork would inherit. Between programs PID 1
 
@@ -66,14 +67,13 @@ def serve(runner: Any, chan: int, cgroup: Any, idle_s: float) -> int:
         return 4
     previous_uid = None
     while True:
+        # the next handler is forked now, before its request: the fork leaves the program's path
         deadline = time.monotonic() + idle_s if idle_s > 0 else None
-        if not _wait_readable(0, deadline):
-            return 0  # idle: leave quietly (the host hangs up or discards the cell)
         uid_r, uid_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(uid_r)
-            os._exit(_handle(runner, chan, cgroup, uid_w, previous_uid))
+            os._exit(_handle(runner, chan, cgroup, uid_w, previous_uid, deadline))
         os.close(uid_w)
         status = _wait_for(pid)
         uid = _read_uid(uid_r, runner)
@@ -240,10 +240,22 @@ def _read_uid(fd: int, runner: Any) -> int | None:
     return uid if first <= uid < first + count else None
 
 
-def _handle(runner: Any, chan: int, cgroup: Any, uid_w: int, previous_uid: int | None) -> int:
-    """In the handler: read one request, run it as a single-use cell would, report."""
+def _handle(
+    runner: Any,
+    chan: int,
+    cgroup: Any,
+    uid_w: int,
+    previous_uid: int | None,
+    deadline: float | None,
+) -> int:
+    """In the handler: wait for one request (until the idle deadline), run it as a single-use
+    cell would, report."""
     try:
+        with contextlib.suppress(BaseException):  # the compiler's pages, copied before the run
+            compile(runner._WARM_SOURCE, "<warm-up>", "exec")
         request = runner._Request(0)
+        if not _wait_readable(0, deadline):
+            return HANGUP  # idle: leave quietly (the host hangs up or discards the cell)
         header = request.header(time.monotonic() + 30)
         if header is None:
             return HANGUP

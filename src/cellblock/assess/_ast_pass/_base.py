@@ -8,7 +8,7 @@ from typing import Literal
 from cellblock.assess import _capabilities as caps
 from cellblock.assess._ast_pass._bindings import collect_bindings, flatten
 from cellblock.assess._ast_pass._resolve import Resolver
-from cellblock.assess._ast_pass._values import as_ref, is_true
+from cellblock.assess._ast_pass._values import Budget, as_ref, is_true
 from cellblock.assess._interface import Confidence, Finding, Level, Source
 
 TOOL = "ast"
@@ -18,12 +18,15 @@ _BIG_LOOP = 10_000  # iterations above which a loop counts as unbounded
 class PassBase:
     """One walk over one module (or one decoded payload)."""
 
-    def __init__(self, source: Source, tree: ast.Module, payload_depth: int = 0) -> None:
+    def __init__(
+        self, source: Source, tree: ast.Module, payload_depth: int = 0,
+        budget: Budget | None = None,
+    ) -> None:
         self.source = source
         self.tree = tree
         self.nodes = flatten(tree)
         self.b = collect_bindings(self.nodes)
-        self.res = Resolver(self.b)
+        self.res = Resolver(self.b, budget)
         self.findings: dict[tuple[str, int, int], Finding] = {}
         self.payload_depth = payload_depth
         self.loops: list[Literal["infinite", "big", "bounded"]] = []  # around the current node
@@ -83,6 +86,10 @@ class PassBase:
                 self.loops = [self._loop_kind(lp) for lp in loops]
                 visitor(node)
         self._check_module()
+        if self.payload_depth == 0 and self.res.budget.exhausted:
+            self.add(self.tree, "cb.resource.analysis-budget", "resource", Level.LOW,
+                     "evaluating this code's constant expressions exceeded the analysis budget; "
+                     "values past that point are unknown and their uses are judged as such")
         return list(self.findings.values())
 
     def _loop_kind(self, node: ast.AST) -> Literal["infinite", "big", "bounded"]:
@@ -137,7 +144,7 @@ class PassBase:
                    for n in ast.walk(tree)):
             return False
         inner_src = Source(text, "<payload>", tuple(text.splitlines()))
-        inner = type(self)(inner_src, tree, self.payload_depth + 1).run()
+        inner = type(self)(inner_src, tree, self.payload_depth + 1, self.res.budget).run()
         found = False
         for f in inner:
             if f.severity < Level.MEDIUM and not executed:

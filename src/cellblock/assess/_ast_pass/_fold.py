@@ -10,11 +10,22 @@ import bz2
 import codecs
 import lzma
 import math
+import re
 import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cellblock.assess._ast_pass._values import HUGE, MAX_DECODED, Val, as_seq, as_str
+from cellblock.assess._ast_pass._values import (
+    HUGE,
+    MAX_DECODED,
+    MAX_FOLDED,
+    MAX_SEQ,
+    Val,
+    as_seq,
+    as_str,
+    seq_volume,
+    sized_len,
+)
 
 if TYPE_CHECKING:
     from cellblock.assess._ast_pass._resolve import Resolver
@@ -28,6 +39,37 @@ DECODERS = frozenset({
     "builtins.bytes.fromhex", "builtins.bytearray.fromhex", "builtins.chr",
     "marshal.loads", "builtins.str.maketrans", "builtins.reversed",
 })
+
+
+_PERCENT_DIRECTIVE = re.compile(r"%(.?)", re.S)
+_FORMAT_FIELD = re.compile(r"\{([^{}]*)\}")
+_PLAIN_FIELD = re.compile(r"[\w.\[\]]*(![rsa])?")
+
+
+def formatted_size(fmt: str, values: Sequence[object], percent: bool) -> int | None:
+    """An upper bound on the length of ``fmt % values`` or ``fmt.format(*values)``, or None
+    when the result is not folded: widths and precisions (``%999999999s``, ``{:>999999999}``)
+    are never evaluated, nor results longer than ``MAX_FOLDED``."""
+    sizes = []
+    for v in values:
+        if isinstance(v, str):
+            sizes.append(len(v))
+        elif isinstance(v, bytes):
+            sizes.append(4 * len(v) + 3)  # its repr
+        elif isinstance(v, int) and abs(v) <= HUGE:
+            sizes.append(len(str(v)))
+        else:
+            return None
+    if percent:
+        if any(m.group(1) not in tuple("sdirxXoc%") for m in _PERCENT_DIRECTIVE.finditer(fmt)):
+            return None
+        size = len(fmt) + sum(sizes)
+    else:
+        fields = _FORMAT_FIELD.findall(fmt.replace("{{", "").replace("}}", ""))
+        if not all(_PLAIN_FIELD.fullmatch(f) for f in fields):
+            return None
+        size = len(fmt) + len(fields) * max(sizes, default=0)
+    return size if size <= MAX_FOLDED else None
 
 
 def fold_int(op: ast.operator, a: int, c: int) -> int | None:
@@ -132,10 +174,25 @@ def const_method(
     a0 = args[0][0] if args and len(args[0]) == 1 else None
     try:
         if meth == "join" and a0 is not None:
+            count = sized_len(a0)
+            if count is None:
+                return None
+            if isinstance(a0.value, str) and isinstance(s, str):  # joining a string's characters
+                size = count + len(s) * max(count - 1, 0)
+                if size > MAX_FOLDED:
+                    return None
+                res.budget.materialize(size)
+                return Val("str", s.join(a0.value), obf=True, decoded=a0.decoded)
+            if not isinstance(a0.value, tuple):
+                return None  # joining ints (bytes, a range) is a TypeError
             seq = as_seq(a0)
             if seq is None:
                 return None
             parts = [x.value for x in seq]
+            size = sum(len(p) for p in parts if isinstance(p, str | bytes)) + len(s) * count
+            if size > MAX_FOLDED:
+                return None
+            res.budget.materialize(size)
             if isinstance(s, str) and all(isinstance(p, str) for p in parts):
                 return Val("str", s.join(parts), obf=True,  # type: ignore[arg-type]
                            decoded=a0.decoded or any(x.decoded for x in seq))
@@ -144,24 +201,37 @@ def const_method(
             return None
         if meth in ("lower", "upper", "strip", "lstrip", "rstrip", "title", "capitalize",
                     "swapcase", "casefold") and not node.args:
-            return Val(recv.kind, getattr(s, meth)(), obf=True, decoded=recv.decoded)
+            res.budget.materialize(len(s))
+            changed = getattr(s, meth)()
+            return None if len(changed) > MAX_FOLDED else Val(
+                recv.kind, changed, obf=True, decoded=recv.decoded)
         if meth == "replace" and len(args) == 2 and a0 is not None and len(args[1]) == 1:
             a1 = args[1][0]
             if type(a0.value) is type(s) and type(a1.value) is type(s):
+                assert isinstance(a0.value, str | bytes) and isinstance(a1.value, str | bytes)
+                grows = max(0, len(a1.value) - len(a0.value))
+                size = len(s) + s.count(a0.value) * grows  # type: ignore[arg-type]
+                if size > MAX_FOLDED:
+                    return None
+                res.budget.materialize(size)
                 return Val(recv.kind, s.replace(a0.value, a1.value), obf=True,  # type: ignore[arg-type]
                            decoded=recv.decoded)
         if meth == "decode" and isinstance(s, bytes):
             enc = as_str(a0) if a0 is not None else "utf-8"
             if enc is None:
                 return None
+            res.budget.materialize(len(s))
             if enc.lower().replace("-", "_") in ("hex", "base64", "rot13", "zlib"):
                 d = decode_call("codecs.decode", [recv, Val("str", enc)])
+                if d is not None:
+                    res.budget.materialize(len(d.value))  # type: ignore[arg-type]
                 return d
             return Val("str", s.decode(enc, "replace"), obf=recv.obf, decoded=recv.decoded)
         if meth == "encode" and isinstance(s, str):
             enc = as_str(a0) if a0 is not None else "utf-8"
             if enc is None:
                 return None
+            res.budget.materialize(len(s))
             if enc.lower().replace("-", "_") in ("rot13", "rot_13"):
                 return Val("str", codecs.decode(s, "rot13"), obf=True, decoded=True)
             return Val("bytes", s.encode(enc, "replace"), obf=recv.obf, decoded=recv.decoded)
@@ -172,11 +242,19 @@ def const_method(
                 if len(av) != 1 or av[0].kind not in ("str", "int"):
                     return None
                 vals.append(av[0].value)
+            bound = formatted_size(s, vals, percent=False)
+            if bound is None:
+                return None
+            res.budget.materialize(bound)
             return Val("str", s.format(*vals), obf=True, decoded=recv.decoded)
         if meth == "translate" and isinstance(s, str) and a0 is not None:
             return None
         if meth == "split" and isinstance(s, str):
             sep = as_str(a0) if a0 is not None else None
+            count = s.count(sep) + 1 if sep else len(s) // 2 + 1
+            if count > MAX_SEQ:
+                return None
+            res.budget.materialize(seq_volume(count))
             return Val("seq", tuple(Val("str", p) for p in s.split(sep)), obf=True)
     except (LookupError, ValueError, TypeError, IndexError, KeyError):
         return None

@@ -31,11 +31,11 @@ class ObfuscationRules(PassBase):
     """Checks on strings and on how names are reached."""
 
     def _check_string(self, node: ast.AST, s: str, obf: bool, decoded: bool = False) -> None:
-        if _ESCAPE_PATH.search(s) and len(s) < 512:
+        if len(s) < 512 and _ESCAPE_PATH.search(s):  # a path is short; a megabyte is slow
             self.add(node, "cb.escape.path", "escape", Level.CRITICAL,
                      f"names a path used to persist or escape ({s[:80]!r}): site-packages, "
                      ".pth/sitecustomize, container runtime or kernel interfaces", cwe=668)
-        elif _SENSITIVE_PATH.search(s) and len(s) < 512:
+        elif len(s) < 512 and _SENSITIVE_PATH.search(s):
             self.add(node, "cb.filesystem.sensitive-path", "filesystem", Level.HIGH,
                      f"names a sensitive system path ({s[:80]!r})", cwe=22)
         if not obf:

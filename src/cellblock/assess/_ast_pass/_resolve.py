@@ -9,11 +9,20 @@ import contextlib
 
 from cellblock.assess import _capabilities as caps
 from cellblock.assess._ast_pass._bindings import Bindings
-from cellblock.assess._ast_pass._fold import DECODERS, const_method, decode_call, fold_int
+from cellblock.assess._ast_pass._fold import (
+    DECODERS,
+    const_method,
+    decode_call,
+    fold_int,
+    formatted_size,
+)
 from cellblock.assess._ast_pass._values import (
     MAX_ALTS,
     MAX_DEPTH,
+    MAX_FOLDED,
     MAX_SEQ,
+    Budget,
+    BudgetExhausted,
     Val,
     as_ints,
     as_ref,
@@ -21,16 +30,26 @@ from cellblock.assess._ast_pass._values import (
     as_str,
     combos,
     dedupe,
+    seq_volume,
+    sized_len,
 )
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
+# the calls whose arguments the resolver evaluates; any other call's arguments are left alone
+# (resolving ``f(data)`` would otherwise evaluate ``data``, however large, for nothing)
+_ARGUMENT_CALLS = caps.IMPORT_FUNCS | DECODERS | {
+    "builtins.getattr", "builtins.vars", "operator.methodcaller", "operator.attrgetter",
+    "builtins.compile", "builtins.str", "builtins.bytes", "builtins.bytearray", "builtins.map",
+    "builtins.list", "builtins.tuple", "builtins.int", "builtins.ord",
+}
 
 
 class Resolver:
     """Resolves expressions to candidate :class:`Val` values."""
 
-    def __init__(self, bindings: Bindings) -> None:
+    def __init__(self, bindings: Bindings, budget: Budget | None = None) -> None:
         self.b = bindings
+        self.budget = budget or Budget()
         self._memo: dict[int, list[Val]] = {}
         self._active: set[int] = set()
 
@@ -46,10 +65,13 @@ class Resolver:
             return []
         self._active.add(key)
         try:
-            out = self._resolve(node, env or {}, depth + 1)
+            if env:  # evaluating a comprehension, element by element
+                self.budget.step()
+            out = dedupe(self._resolve(node, env or {}, depth + 1))[:MAX_ALTS]
+        except BudgetExhausted:
+            out = []  # too costly to evaluate: unknown
         finally:
             self._active.discard(key)
-        out = dedupe(out)[:MAX_ALTS]
         if not env:
             self._memo[key] = out
         return out
@@ -61,7 +83,8 @@ class Resolver:
         for q in self.b.imports.get(name, ()):
             out.append(Val("ref", q))
         for v in self.b.values.get(name, ()):
-            out.extend(self.resolve(v, env, depth))
+            # a binding never sees a comprehension's variables: resolved (and memoized) alone
+            out.extend(self.resolve(v, {}, depth))
         if name in self.b.functions:
             out.append(Val("ref", f"<local>.{name}"))
         if not out and name not in self.b.opaque:
@@ -124,6 +147,10 @@ class Resolver:
                     parts.append(s)
                 else:
                     return []
+            total = sum(len(p) for p in parts)
+            if total > MAX_FOLDED:
+                return []
+            self.budget.materialize(total)
             return [Val("str", "".join(parts), obf=len(node.values) > 1)]
         if isinstance(node, ast.List | ast.Tuple | ast.Set):
             if len(node.elts) > MAX_SEQ:
@@ -134,6 +161,7 @@ class Resolver:
                 if len(vals) != 1:
                     return [Val("seq", ())] if not items and not node.elts else []
                 items.append(vals[0])
+            self.budget.materialize(seq_volume(len(items)))
             return [Val("seq", tuple(items))]
         if isinstance(node, ast.ListComp | ast.GeneratorExp | ast.SetComp):
             return self._comprehension(node, env, depth)
@@ -173,6 +201,7 @@ class Resolver:
                         sliced = b.value[lo:hi:st]
                     except ValueError:
                         continue
+                    self.budget.materialize(len(sliced))
                     out.append(Val(b.kind, sliced, obf=True, decoded=b.decoded or st == -1))
             return out
         keys = self.resolve(sl, env, depth)
@@ -194,10 +223,11 @@ class Resolver:
                     else:
                         name = "builtins" if ks in ("__builtins__", "__builtin__") else None
                         out.append(Val("ref", name or f"{q}.{ks}", obf=True))
-                elif b.kind == "seq" and k.kind == "int" and isinstance(b.value, tuple):
+                elif b.kind == "seq" and k.kind == "int" and isinstance(b.value, tuple | range):
                     idx = k.value
                     if isinstance(idx, int) and -len(b.value) <= idx < len(b.value):
-                        out.append(b.value[idx])
+                        item = b.value[idx]
+                        out.append(Val("int", item) if isinstance(item, int) else item)
                 elif b.kind in ("str", "bytes") and k.kind == "int" and isinstance(
                     b.value, str | bytes
                 ) and isinstance(k.value, int) and -len(b.value) <= k.value < len(b.value):
@@ -229,6 +259,11 @@ class Resolver:
                 if isinstance(node.op, ast.Add) and a.kind == c.kind and a.kind in (
                     "str", "bytes"
                 ):
+                    assert isinstance(a.value, str | bytes) and isinstance(c.value, str | bytes)
+                    size = len(a.value) + len(c.value)
+                    if size > MAX_FOLDED:
+                        continue
+                    self.budget.materialize(size)
                     out.append(Val(a.kind, a.value + c.value, obf=True, decoded=dec))  # type: ignore[operator]
                 elif a.kind == "int" and c.kind == "int":
                     assert isinstance(a.value, int) and isinstance(c.value, int)
@@ -236,8 +271,12 @@ class Resolver:
                     if iv is not None:
                         out.append(Val("int", iv, obf=obf))
                 elif isinstance(node.op, ast.Mod) and a.kind == "str":
-                    args = c.value if c.kind == "seq" else (c,)
+                    args = c.value if isinstance(c.value, tuple) else (c,)
                     assert isinstance(args, tuple) and isinstance(a.value, str)
+                    bound = formatted_size(a.value, [x.value for x in args], percent=True)
+                    if bound is None:
+                        continue
+                    self.budget.materialize(bound)
                     try:
                         formatted = a.value % tuple(x.value for x in args)
                     except (TypeError, ValueError, KeyError):
@@ -247,6 +286,7 @@ class Resolver:
                     s, n = (a, c) if a.kind == "str" else (c, a)
                     assert isinstance(s.value, str) and isinstance(n.value, int)
                     if len(s.value) * n.value <= 4096:
+                        self.budget.materialize(len(s.value) * n.value)
                         out.append(Val("str", s.value * n.value, obf=True))
         return out
 
@@ -262,8 +302,12 @@ class Resolver:
         iters = self.resolve(gen.iter, env, depth)
         if len(iters) != 1:
             return []
+        count = sized_len(iters[0])
+        if count is None or count > MAX_SEQ:
+            return []
+        self.budget.materialize(seq_volume(count))
         elems = as_seq(iters[0])
-        if elems is None or len(elems) > MAX_SEQ:
+        if elems is None:
             return []
         items: list[Val] = []
         for e in elems:
@@ -288,6 +332,7 @@ class Resolver:
         r = self.resolve
         out: list[Val] = []
         funcs = r(node.func, env, depth)
+        args: list[list[Val]] | None = None  # resolved once, for the first call that needs them
         # calling the result of methodcaller/attrgetter: f(obj)
         for f in funcs:
             if f.kind == "getter" and node.args:
@@ -305,7 +350,14 @@ class Resolver:
             q = as_ref(f)
             if q is None:
                 continue
-            args = [r(a, env, depth) for a in node.args[:3]]
+            if q not in _ARGUMENT_CALLS and not q.endswith(".get"):
+                if q == "builtins.range":
+                    out.extend(self._range(node, env, depth))
+                elif q in ("builtins.globals", "builtins.locals") and not node.args:
+                    out.append(Val("ref", "<globals>", obf=True))
+                continue
+            if args is None:
+                args = [r(a, env, depth) for a in node.args[:3]]
             first = args[0] if args else []
             if q in caps.IMPORT_FUNCS:
                 for a in first:
@@ -324,8 +376,6 @@ class Resolver:
                             out.append(Val("ref", f"{bq}.{s}", obf=True))
             elif q in ("builtins.vars",) and first:
                 out.extend(Val("ref", x.value, obf=True) for x in first if x.kind == "ref")
-            elif q in ("builtins.globals", "builtins.locals") and not node.args:
-                out.append(Val("ref", "<globals>", obf=True))
             elif q in ("operator.methodcaller", "operator.attrgetter"):
                 for a in first:
                     s = as_str(a)
@@ -353,12 +403,16 @@ class Resolver:
                 elif q == "builtins.reversed":
                     for a in first:
                         if isinstance(a.value, str):
-                            out.append(Val("seq", tuple(Val("str", ch) for ch in a.value[::-1]),
-                                           obf=True, decoded=True))
+                            # the reversed characters, kept as one string: iterating or joining
+                            # it yields what iterating the reversed() object would
+                            self.budget.materialize(len(a.value))
+                            out.append(Val("str", a.value[::-1], obf=True, decoded=True))
                 else:
                     for combo in combos(args):
+                        self.budget.materialize(0)  # nothing is decoded once the budget is spent
                         d = decode_call(q, combo)
                         if d is not None:
+                            self.budget.materialize(len(d.value))  # type: ignore[arg-type]
                             out.append(d)
             elif q == "builtins.compile" and first:
                 out.extend(Val("code", a.value, obf=a.obf, decoded=a.decoded) for a in first
@@ -370,11 +424,13 @@ class Resolver:
                     elif q != "builtins.str" and a.kind == "seq":
                         ints = as_ints(a)
                         if ints is not None:
+                            self.budget.materialize(len(ints))
                             out.append(Val("bytes", bytes(ints), obf=True, decoded=True))
                     elif q != "builtins.str" and a.kind == "bytes":
                         out.append(a)
                     elif q != "builtins.str" and a.kind == "str" and len(args) > 1:
                         assert isinstance(a.value, str)
+                        self.budget.materialize(len(a.value))
                         out.append(Val("bytes", a.value.encode("utf-8", "replace"), obf=a.obf,
                                        decoded=a.decoded))
             elif q in ("builtins.map",) and len(args) >= 2:
@@ -383,22 +439,16 @@ class Resolver:
                         for seq in args[1]:
                             ints = as_ints(seq)
                             if ints is not None and all(0 <= i < 0x110000 for i in ints):
+                                self.budget.materialize(seq_volume(len(ints)))
                                 out.append(Val("seq", tuple(Val("str", chr(i)) for i in ints),
                                                obf=True, decoded=True))
             elif q in ("builtins.list", "builtins.tuple") and first:
                 out.extend(a for a in first if a.kind == "seq")
                 for a in first:
                     if isinstance(a.value, str):
+                        self.budget.materialize(seq_volume(len(a.value)))
                         out.append(Val("seq", tuple(Val("str", ch) for ch in a.value),
                                        obf=True, decoded=a.decoded))
-            elif q == "builtins.range" and 1 <= len(args) <= 3:
-                bounds = [self.resolve_int(a, env, depth) for a in node.args[:3]]
-                rng: range | None = None
-                if all(bd is not None for bd in bounds):
-                    with contextlib.suppress(ValueError):  # range(1, 2, 0)
-                        rng = range(*[bd for bd in bounds if bd is not None])
-                    if rng is not None and _length(rng) <= MAX_SEQ:
-                        out.append(Val("seq", tuple(Val("int", i) for i in rng)))
             elif q in ("builtins.int",) and first:
                 radix = self.resolve_int(node.args[1], env, depth) if len(node.args) > 1 else 10
                 for a in first:
@@ -412,6 +462,18 @@ class Resolver:
                     if s is not None and len(s) == 1:
                         out.append(Val("int", ord(s)))
         return out
+
+    def _range(self, node: ast.Call, env: dict[str, list[Val]], depth: int) -> list[Val]:
+        if not 1 <= len(node.args) <= 3:
+            return []
+        bounds = [self.resolve_int(a, env, depth) for a in node.args]
+        rng: range | None = None
+        if all(bd is not None for bd in bounds):
+            with contextlib.suppress(ValueError):  # range(1, 2, 0)
+                rng = range(*[bd for bd in bounds if bd is not None])
+        if rng is None or _length(rng) > MAX_SEQ:
+            return []
+        return [Val("seq", rng)]  # its elements are materialized (and paid for) when iterated
 
 
 def _length(rng: range) -> int:

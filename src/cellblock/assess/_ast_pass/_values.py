@@ -13,6 +13,13 @@ MAX_SEQ = 20_000  # elements evaluated in a comprehension or literal
 MAX_DECODED = 1 << 20  # bytes a decoder may produce
 MAX_PAYLOAD_DEPTH = 3  # nesting of decoded payloads analyzed recursively
 HUGE = 1 << 256  # integers above this are not folded, only flagged
+MAX_FOLDED = MAX_DECODED  # characters a folded string may have (longer ones are unknown)
+# Work per assessment (the module and every payload in it): evaluating comprehensions element by
+# element costs steps, and nested comprehensions multiply them; materialized values (strings,
+# sequences) cost volume, a sequence element counting as much as ``SEQ_ITEM_VOLUME`` characters.
+MAX_STEPS = 200_000
+MAX_VOLUME = 64 << 20
+SEQ_ITEM_VOLUME = 64
 
 Kind = Literal["str", "bytes", "int", "ref", "seq", "caller", "getter", "code"]
 
@@ -25,6 +32,54 @@ class Val:
     value: object
     obf: bool = False  # produced by folding, computed lookups or reflection
     decoded: bool = False  # produced by a decoder (base64, zlib, hex, rot13, chr, reversal)
+
+
+class BudgetExhausted(Exception):
+    """The assessment's evaluation budget ran out: the value being computed is unknown."""
+
+
+class Budget:
+    """The evaluation work left for one assessment, shared by the module and its payloads.
+
+    Without it, evaluation grows with the product of the program's loops rather than its size
+    (``[[i + j for j in range(n)] for i in range(n)]``, a decoded megabyte joined a thousand
+    times). Once it is spent, every further value that needs evaluating is unknown: unknown
+    values at a sink are flagged on their own (a computed import, ``getattr`` or ``exec``), and
+    name resolution, which costs nothing here, keeps working.
+    """
+
+    def __init__(self, steps: int = MAX_STEPS, volume: int = MAX_VOLUME) -> None:
+        self.steps = steps
+        self.volume = volume
+
+    @property
+    def exhausted(self) -> bool:
+        return self.steps < 0 or self.volume < 0
+
+    def step(self) -> None:
+        self.steps -= 1
+        if self.steps < 0:
+            raise BudgetExhausted
+
+    def materialize(self, amount: int) -> None:
+        """Pay for a value about to be built; raises before any work once the budget is spent."""
+        if self.exhausted or amount > MAX_VOLUME // 8:  # no single value takes most of it
+            raise BudgetExhausted
+        self.volume -= amount
+        if self.volume < 0:
+            raise BudgetExhausted
+
+
+def seq_volume(n: int) -> int:
+    """What materializing a sequence of ``n`` elements costs."""
+    return n * SEQ_ITEM_VOLUME
+
+
+def sized_len(v: Val) -> int | None:
+    """How many elements iterating ``v`` yields, without materializing them."""
+    if v.kind in ("str", "bytes", "seq") and isinstance(v.value, str | bytes | tuple | range):
+        return len(v.value)
+    return None
 
 
 def as_str(v: Val) -> str | None:
@@ -54,6 +109,8 @@ def combos(args: list[list[Val]]) -> Iterator[list[Val]]:
 def as_seq(v: Val) -> tuple[Val, ...] | None:
     if v.kind == "seq" and isinstance(v.value, tuple):
         return v.value
+    if v.kind == "seq" and isinstance(v.value, range):  # kept lazy until iterated
+        return tuple(Val("int", i) for i in v.value)
     if v.kind == "bytes" and isinstance(v.value, bytes):
         return tuple(Val("int", i) for i in v.value)
     if v.kind == "str" and isinstance(v.value, str):
@@ -79,7 +136,8 @@ def dedupe(vals: list[Val]) -> list[Val]:
     out = []
     for v in vals:
         try:
-            k = (v.kind, v.value, v.obf, v.decoded)
+            # a sequence is told apart by identity: hashing its elements costs as much as it has
+            k = (v.kind, id(v.value) if v.kind == "seq" else v.value, v.obf, v.decoded)
             hash(k)
         except TypeError:
             out.append(v)

@@ -18,6 +18,7 @@ from cellblock.assess._ast_pass._fold import (
 )
 from cellblock.assess._ast_pass._values import (
     MAX_ALTS,
+    MAX_COMPREHENSION,
     MAX_DEPTH,
     MAX_FOLDED,
     MAX_SEQ,
@@ -303,7 +304,7 @@ class Resolver:
         if len(iters) != 1:
             return []
         count = sized_len(iters[0])
-        if count is None or count > MAX_SEQ:
+        if count is None or count > MAX_COMPREHENSION:
             return []
         self.budget.materialize(seq_volume(count))
         elems = as_seq(iters[0])

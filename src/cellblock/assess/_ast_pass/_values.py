@@ -9,7 +9,11 @@ from typing import Literal
 
 MAX_ALTS = 8  # candidate values kept per expression
 MAX_DEPTH = 24  # resolution recursion bound
-MAX_SEQ = 20_000  # elements evaluated in a comprehension or literal
+MAX_SEQ = 20_000  # elements of a literal, a range or a string that the pass materializes
+# elements a comprehension is evaluated over: hidden strings are built from short sequences, while
+# generated test code often fills thousands of numbers it never hides anything in (each one a few
+# evaluation steps, all of them before the budget would stop them)
+MAX_COMPREHENSION = 4096
 MAX_DECODED = 1 << 20  # bytes a decoder may produce
 MAX_PAYLOAD_DEPTH = 3  # nesting of decoded payloads analyzed recursively
 HUGE = 1 << 256  # integers above this are not folded, only flagged

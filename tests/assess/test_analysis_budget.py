@@ -12,7 +12,13 @@ import pytest
 
 from cellblock.assess._ast_pass import AstAnalyzer
 from cellblock.assess._ast_pass._resolve import Resolver
-from cellblock.assess._ast_pass._values import MAX_FOLDED, MAX_STEPS, Val
+from cellblock.assess._ast_pass._values import (
+    MAX_FOLDED,
+    MAX_STEPS,
+    Budget,
+    BudgetExhausted,
+    Val,
+)
 from cellblock.assess._interface import Finding, Level, Source
 
 BUDGET_RULE = "cb.resource.analysis-budget"
@@ -103,14 +109,28 @@ def test_folded_strings_stay_bounded(meter: Meter, code: str) -> None:
     assert meter.longest <= MAX_FOLDED
 
 
-def test_a_decoded_megabyte_reversed_many_times() -> None:
+def _reversals(count: int) -> str:
     import base64
     import zlib
     blob = base64.b64encode(zlib.compress(b"A" * (1 << 20))).decode()
-    code = (f"import zlib, base64\nbig = zlib.decompress(base64.b64decode('{blob}')).decode()\n"
-            + "".join(f"r{k} = ''.join(reversed(big))\n" for k in range(40)))
-    findings = run(code)
-    assert BUDGET_RULE in rules(findings)  # 40 MiB of reversals exceed the volume budget
+    return (f"import zlib, base64\nbig = zlib.decompress(base64.b64decode('{blob}')).decode()\n"
+            + "".join(f"r{k} = ''.join(reversed(big))\n" for k in range(count)))
+
+
+def test_a_decoded_megabyte_reversed_many_times() -> None:
+    findings = run(_reversals(80))
+    assert BUDGET_RULE in rules(findings)  # 80 MiB of reversals exceed the volume budget
+
+
+def test_negative_sizes_refund_nothing() -> None:
+    budget = Budget(steps=10, volume=10)
+    budget.materialize(-1_000_000)
+    with pytest.raises(BudgetExhausted):
+        budget.materialize(11)
+    # in a program: 'x' * -999999999 builds nothing, and must not pay for 80 MiB of reversals
+    refunds = "".join(f"n{k} = 'x' * -999999999\n" for k in range(200))
+    # (the pass visits the last statements first: the refunds come before the work)
+    assert BUDGET_RULE in rules(run(_reversals(80) + refunds))
 
 
 BOMB = "x = [[j + i for j in range(4000)] for i in range(4000)]\ny = ''.join(x)\n"

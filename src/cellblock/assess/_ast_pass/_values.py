@@ -69,7 +69,7 @@ class Budget:
         """Pay for a value about to be built; raises before any work once the budget is spent."""
         if self.exhausted or amount > MAX_VOLUME // 8:  # no single value takes most of it
             raise BudgetExhausted
-        self.volume -= amount
+        self.volume -= max(amount, 0)  # 'x' * -9 builds nothing and refunds nothing
         if self.volume < 0:
             raise BudgetExhausted
 

@@ -17,7 +17,9 @@ from tests.service.conftest import bearer, cli, make_token
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-BUSY = "x = bytearray(40_000_000)\nimport time\nt = time.time()\nwhile time.time() - t < 8: pass"
+# long enough to outlive every check below on a loaded machine (each CLI call starts Python; the
+# token's policy allows 120 s); 8 s was not, under a full parallel suite
+BUSY = "x = bytearray(40_000_000)\nimport time\nt = time.time()\nwhile time.time() - t < 30: pass"
 
 
 def _mine(cells: list[dict[str, Any]], pid: int) -> list[dict[str, Any]]:

@@ -189,3 +189,104 @@ def test_lazy_ranges_still_fold() -> None:
     code = "import os\ngetattr(os, ''.join(chr(c) for c in range(115, 116)) + 'ystem')('id')\n"
     assert top(run(code)) == Level.CRITICAL
     assert top(run("import os\ngetattr(os, 'xsystem'[range(7)[1]:])('id')\n")) == Level.CRITICAL
+
+
+# -- paths found by an attack battery on the pass itself ---------------------------------------
+def _doubled(seed: str, times: int) -> str:
+    """Source that folds ``seed`` doubled ``times`` times into ``a{times}`` (written last line
+    first, so the pass folds the chain from its first link up)."""
+    links = [f"a{i + 1} = a{i} + a{i}\n" for i in range(times)]
+    return "".join(reversed(links)) + f"a0 = {seed!r}\n"
+
+
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts ast.iter_child_nodes calls: every walk of the tree goes through it."""
+    calls = [0]
+    original = ast.iter_child_nodes
+
+    def counted(node: ast.AST) -> Iterator[ast.AST]:
+        calls[0] += 1
+        return original(node)
+
+    monkeypatch.setattr(ast, "iter_child_nodes", counted)
+    yield calls
+
+
+@pytest.mark.parametrize("code", [
+    # each nested loop walked its whole subtree again (179 visits per node before)
+    "".join("    " * i + "while 1:\n" for i in range(60)) + "    " * 60 + ";".join(["x"] * 2000),
+    # each use of os.environ walked the whole tree to find its consumer (1001 per node before)
+    "import os\n" + "os.environ\n" * 1000,
+], ids=["nested endless loops", "many environ uses"])
+def test_the_tree_is_walked_a_bounded_number_of_times(walks: list[int], code: str) -> None:
+    nodes = sum(1 for _ in ast.walk(ast.parse(code)))
+    walks[0] = 0
+    run(code)
+    assert walks[0] < 10 * nodes
+
+
+def test_eval_sites_are_not_checked_against_each_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cellblock.assess._ast_pass._provenance import ProvenanceTracer
+
+    checked = [0]
+    rebinds = ProvenanceTracer._rebinds
+
+    def counted(self: ProvenanceTracer, call: ast.Call) -> bool:
+        checked[0] += 1
+        return rebinds(self, call)
+
+    monkeypatch.setattr(ProvenanceTracer, "_rebinds", counted)
+    findings = run("s = '1'\n" + "eval(s)\n" * 500)
+    assert checked[0] <= 500  # once per eval, not once per pair
+    assert rules(findings) == {"cb.dynamic-code.constant"}
+
+
+@pytest.mark.parametrize("code", [
+    # a payload folded past what the pass reads is still judged when it runs
+    _doubled("x.y()\n" * 512, 8) + "exec(a8)\n",
+    # and so is a literal one, spelled out in the source
+    "exec('''" + "import os\nos.system('id')\n" * 3000 + "''')\n",
+], ids=["folded", "literal"])
+def test_a_payload_too_large_to_read_is_not_trusted(code: str) -> None:
+    findings = run(code)
+    assert "cb.dynamic-code.unread-payload" in rules(findings)
+    assert top(findings) >= Level.HIGH
+
+
+@pytest.mark.parametrize("code", [
+    "x = 0x" + "f" * 4000 + "\ny = f'{x}'\nprint(y.upper())\n",
+    "x = 'a' * 0x" + "f" * 4000 + "\n",
+    "x = bytes(0x" + "f" * 4000 + ")\n",
+], ids=["f-string", "repetition", "bytes"])
+def test_integers_python_cannot_print_do_not_crash_the_pass(code: str) -> None:
+    run(code)  # raised ValueError (Python's 4,300-digit limit): the pass failed closed
+
+
+@pytest.mark.parametrize("code", [
+    "eval(a" + "[0]" * 900 + ")\n",
+    "import yaml\nyaml.load(s, a" + "[0]" * 900 + ")\n",
+], ids=["subscripts", "yaml loader"])
+def test_nesting_too_deep_to_follow_is_judged(code: str) -> None:
+    findings = run(code)
+    assert "cb.obfuscation.analysis-depth" in rules(findings)
+    assert top(findings) >= Level.HIGH
+
+
+@pytest.mark.parametrize("code", [
+    "a = '{0.__class__.__dict__}' * 170\nprint(a.format(1).upper())\n",
+    "a = '{0!r}' * 800\nprint(a.format('\\x00' * 1000).upper())\n",
+    "x = '" + "".join(chr(0x4E00 + i) for i in range(3000)) + "'.encode('punycode')\n"
+    "print(x.upper())\n",
+], ids=["attribute fields", "repr fields", "punycode"])
+def test_unbounded_formats_and_codecs_are_not_folded(meter: Meter, code: str) -> None:
+    run(code)
+    assert meter.longest <= 4096  # what the literals fold to; the formatted text would be MBs
+
+
+def test_the_time_limit_is_a_backstop_that_fails_closed() -> None:
+    code = "import os\nos.system('id')\n" + "x = 1\n" * 400
+    source = Source(code, "t.py", tuple(code.splitlines()))
+    findings = list(AstAnalyzer(timeout_s=1e-9).analyze(source).findings)
+    assert "cb.obfuscation.analysis-timeout" in rules(findings)
+    assert top(findings) >= Level.HIGH

@@ -200,13 +200,16 @@ SENSITIVE_NAMES = frozenset({
 }) | SENSITIVE_MODULES
 
 
+_PREFIX_PARTS = max(k.count(".") for k in CAPABILITIES if k.endswith(".*"))
+
+
 def lookup(qualname: str) -> Capability | None:
     """The capability of ``qualname``, matching exact names first, then ``prefix.*`` entries."""
     cap = CAPABILITIES.get(qualname)
     if cap is not None:
         return cap
-    parts = qualname.split(".")
-    for i in range(len(parts) - 1, 0, -1):
+    parts = qualname.split(".", _PREFIX_PARTS)  # no entry is deeper: '.' * 10**6 costs nothing
+    for i in range(min(len(parts) - 1, _PREFIX_PARTS), 0, -1):
         cap = CAPABILITIES.get(".".join(parts[:i]) + ".*")
         if cap is not None:
             return cap

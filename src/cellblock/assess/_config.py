@@ -60,6 +60,8 @@ class AssessConfig:
     max_code_bytes: int = 1_000_000
     bandit_timeout_s: float = 20.0
     semgrep_timeout_s: float = 30.0
+    #: The AST pass stops after this long and reports ``cb.obfuscation.analysis-timeout`` (high).
+    ast_timeout_s: float = 10.0
     #: Use Semgrep's ``--experimental`` engine (about 15x faster here; see docs/assess.md).
     semgrep_experimental: bool = True
     #: Semgrep binary to run; ``None`` looks beside the interpreter, then on PATH.
@@ -77,7 +79,8 @@ class AssessConfig:
                 raise AssessError(f"unknown category {k!r} in category_levels")
         if self.parse_error_level == Level.NONE or self.analyzer_error_level == Level.NONE:
             raise AssessError("error levels cannot be none: the assessment fails closed")
-        if self.max_code_bytes <= 0 or self.bandit_timeout_s <= 0 or self.semgrep_timeout_s <= 0:
+        if (self.max_code_bytes <= 0 or self.bandit_timeout_s <= 0
+                or self.semgrep_timeout_s <= 0 or self.ast_timeout_s <= 0):
             raise AssessError("sizes and timeouts must be positive")
 
     def level_for(self, rule_id: str, category: str, severity: Level) -> Level:
@@ -99,6 +102,7 @@ class AssessConfig:
             "max_code_bytes": self.max_code_bytes,
             "bandit_timeout_s": self.bandit_timeout_s,
             "semgrep_timeout_s": self.semgrep_timeout_s,
+            "ast_timeout_s": self.ast_timeout_s,
             "semgrep_experimental": self.semgrep_experimental,
             "semgrep_binary": self.semgrep_binary,
             "target_python": list(self.target_python),
@@ -122,7 +126,7 @@ class AssessConfig:
                     kw[key] = Level.parse(value)
                 elif key in ("max_code_bytes",):
                     kw[key] = int(value)
-                elif key in ("bandit_timeout_s", "semgrep_timeout_s"):
+                elif key in ("bandit_timeout_s", "semgrep_timeout_s", "ast_timeout_s"):
                     kw[key] = float(value)
                 elif key == "semgrep_experimental":
                     kw[key] = bool(value)

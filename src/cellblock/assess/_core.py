@@ -182,7 +182,7 @@ def _fast(w: _Work, cfg: AssessConfig) -> None:
     if w.source is None or w.tree is None:
         return
     t0 = time.perf_counter()
-    ast_an = AstAnalyzer()
+    ast_an = AstAnalyzer(cfg.ast_timeout_s)
     try:
         res = ast_an.analyze_tree(w.source, w.tree)
         imports = res.extra.get("imports", ())

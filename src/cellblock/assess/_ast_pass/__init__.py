@@ -27,8 +27,10 @@ Modules, in dependency order:
 from __future__ import annotations
 
 import ast
+import time
 
 from cellblock.assess._ast_pass._base import TOOL
+from cellblock.assess._ast_pass._values import Budget
 from cellblock.assess._ast_pass._walk import Pass
 from cellblock.assess._interface import Analyzer, AnalyzerResult, Source
 
@@ -42,6 +44,11 @@ class AstAnalyzer(Analyzer):
 
     name = TOOL
 
+    def __init__(self, timeout_s: float | None = 10.0) -> None:
+        # a backstop: the budgets bound the paths known to grow faster than the code; a program
+        # that still keeps the pass busy this long is judged for it (analysis-timeout, high)
+        self.timeout_s = timeout_s
+
     def version(self) -> str:
         return VERSION
 
@@ -49,7 +56,8 @@ class AstAnalyzer(Analyzer):
         return self.analyze_tree(source, ast.parse(source.text, filename=source.filename))
 
     def analyze_tree(self, source: Source, tree: ast.Module) -> AnalyzerResult:
-        p = Pass(source, tree)
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        p = Pass(source, tree, budget=Budget(deadline=deadline))
         findings = p.run()
         mods = tuple(sorted({m for m, _ in p.b.imported_modules}))
         return AnalyzerResult(TOOL, tuple(findings), VERSION, extra={"imports": mods})

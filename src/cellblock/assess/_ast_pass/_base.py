@@ -8,7 +8,14 @@ from typing import Literal
 from cellblock.assess import _capabilities as caps
 from cellblock.assess._ast_pass._bindings import collect_bindings, flatten
 from cellblock.assess._ast_pass._resolve import Resolver
-from cellblock.assess._ast_pass._values import Budget, as_ref, is_true
+from cellblock.assess._ast_pass._values import (
+    MAX_PAYLOAD,
+    AnalysisDeadline,
+    Budget,
+    BudgetExhausted,
+    as_ref,
+    is_true,
+)
 from cellblock.assess._interface import Confidence, Finding, Level, Source
 
 TOOL = "ast"
@@ -29,6 +36,7 @@ class PassBase:
         self.res = Resolver(self.b, budget)
         self.findings: dict[tuple[str, int, int], Finding] = {}
         self.payload_depth = payload_depth
+        self.payload_findings: dict[str, list[Finding]] = {}
         self.loops: list[Literal["infinite", "big", "bounded"]] = []  # around the current node
         self._loop_kinds: dict[int, Literal["infinite", "big", "bounded"]] = {}
         self.call_funcs: set[int] = set()  # ids of nodes that are the func of a Call
@@ -80,12 +88,29 @@ class PassBase:
                 for t in targets:
                     self.store_ids.add(id(t))
             self._mark_inert(node)
-        for node, loops in self.nodes:
-            visitor = getattr(self, "visit_" + type(node).__name__, None)
-            if visitor is not None:
-                self.loops = [self._loop_kind(lp) for lp in loops]
-                visitor(node)
-        self._check_module()
+        try:
+            for node, loops in self.nodes:
+                self.res.budget.tick()
+                visitor = getattr(self, "visit_" + type(node).__name__, None)
+                if visitor is not None:
+                    self.loops = [self._loop_kind(lp) for lp in loops]
+                    visitor(node)
+            self._check_module()
+        except AnalysisDeadline:
+            if self.payload_depth:
+                raise  # the module's pass reports it
+            self.add(self.tree, "cb.obfuscation.analysis-timeout", "obfuscation", Level.HIGH,
+                     "analyzing this code took longer than the AST pass's time limit, which "
+                     "ordinary code never does; it was judged on what was found before then",
+                     cwe=506)
+            return list(self.findings.values())
+        except RecursionError:
+            if self.payload_depth:
+                raise
+            self.add(self.tree, "cb.obfuscation.analysis-depth", "obfuscation", Level.HIGH,
+                     "nests expressions deeper than the AST pass can follow, which ordinary "
+                     "code never does; it was judged on what was found before then", cwe=506)
+            return list(self.findings.values())
         if self.payload_depth == 0 and self.res.budget.exhausted:
             self.add(self.tree, "cb.resource.analysis-budget", "resource", Level.LOW,
                      "evaluating this code's constant expressions exceeded the analysis budget; "
@@ -136,15 +161,22 @@ class PassBase:
 
     def _check_payload(self, node: ast.AST, text: str, executed: bool) -> bool:
         """Analyze a decoded or literal string as Python. True when it had findings."""
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, MemoryError, RecursionError):
-            return False
-        if not any(isinstance(n, ast.Call | ast.Import | ast.ImportFrom | ast.Attribute)
-                   for n in ast.walk(tree)):
-            return False
-        inner_src = Source(text, "<payload>", tuple(text.splitlines()))
-        inner = type(self)(inner_src, tree, self.payload_depth + 1, self.res.budget).run()
+        if len(text) > MAX_PAYLOAD:
+            # parsing a megabyte of code costs seconds and half a gigabyte: not read, and so
+            # not trusted when it runs
+            if executed:
+                self.add(node, "cb.dynamic-code.unread-payload", "dynamic-code", Level.HIGH,
+                         f"runs {len(text):,} characters of code, more than the AST pass reads "
+                         f"({MAX_PAYLOAD:,})", cwe=95)
+            return executed
+        inner = self.payload_findings.get(text)
+        if inner is None:  # each distinct payload is parsed and analyzed once, however many sinks
+            try:
+                self.res.budget.materialize(len(text))  # parsing and walking it is paid for
+            except BudgetExhausted:
+                return False
+            inner = self._analyze_payload(text)
+            self.payload_findings[text] = inner
         found = False
         for f in inner:
             if f.severity < Level.MEDIUM and not executed:
@@ -154,3 +186,14 @@ class PassBase:
             self.add(node, f.rule_id, f.category, lv.bump() if lv >= Level.MEDIUM else lv,
                      f"in a hidden payload: {f.message}", f.cwe, f.confidence)
         return found
+
+    def _analyze_payload(self, text: str) -> list[Finding]:
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return []
+        if not any(isinstance(n, ast.Call | ast.Import | ast.ImportFrom | ast.Attribute)
+                   for n in ast.walk(tree)):
+            return []
+        inner_src = Source(text, "<payload>", tuple(text.splitlines()))
+        return type(self)(inner_src, tree, self.payload_depth + 1, self.res.budget).run()

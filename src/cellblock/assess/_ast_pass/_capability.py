@@ -114,22 +114,27 @@ class CapabilityRules(DynamicCodeRules, ResourceRules):
                 self.add(target, "cb.escape.monkeypatch", "escape", Level.CRITICAL,
                          f"replaces {q}.{target.attr} for all code in the interpreter", cwe=693)
 
+    _consumers: dict[int, ast.AST] | None = None  # id of an expression -> the call or loop using it
+
     def _check_environ_use(self, node: ast.Attribute) -> None:
         if not any(as_ref(v) == "os.environ" for v in self.res.resolve(node)):
             return
-        parent_call = None
-        for n in ast.walk(self.tree):  # cheap enough: environ is rare
-            if isinstance(n, ast.Call) and (
-                any(a is node for a in n.args)
-                or (isinstance(n.func, ast.Attribute) and n.func.value is node)
-            ):
-                parent_call = n
-                break
-            if isinstance(n, ast.For | ast.comprehension) and n.iter is node:
-                self.add(node, "cb.environment.dump", "environment", Level.MEDIUM,
-                         "reads every environment variable (secrets live there)", cwe=526)
-                return
-        if parent_call is None:
+        if self._consumers is None:  # one walk for every use (a walk per use was quadratic)
+            self._consumers = {}
+            for n in ast.walk(self.tree):
+                if isinstance(n, ast.Call):
+                    for a in n.args:
+                        self._consumers.setdefault(id(a), n)
+                    if isinstance(n.func, ast.Attribute):
+                        self._consumers.setdefault(id(n.func.value), n)
+                elif isinstance(n, ast.For | ast.comprehension):
+                    self._consumers.setdefault(id(n.iter), n)
+        parent_call = self._consumers.get(id(node))
+        if isinstance(parent_call, ast.For | ast.comprehension):
+            self.add(node, "cb.environment.dump", "environment", Level.MEDIUM,
+                     "reads every environment variable (secrets live there)", cwe=526)
+            return
+        if not isinstance(parent_call, ast.Call):
             return
         f = parent_call.func
         if isinstance(f, ast.Attribute) and f.value is node:
@@ -204,7 +209,7 @@ class CapabilityRules(DynamicCodeRules, ResourceRules):
         if q in ("os.getenv", "os.environ.get", "os.environ.pop") and args:
             for v in self.res.resolve(args[0]):
                 s = as_str(v)
-                if s and _SECRET_ENV.search(s):
+                if s and len(s) < 256 and _SECRET_ENV.search(s):  # a name, not a megabyte
                     self.add(node, "cb.environment.secret", "environment", Level.MEDIUM,
                              f"reads the secret-looking environment variable {s!r}", cwe=526)
         if q == "builtins.open" and args and len(args) > 1:

@@ -41,15 +41,32 @@ DECODERS = frozenset({
 })
 
 
-_PERCENT_DIRECTIVE = re.compile(r"%(.?)", re.S)
-_FORMAT_FIELD = re.compile(r"\{([^{}]*)\}")
-_PLAIN_FIELD = re.compile(r"[\w.\[\]]*(![rsa])?")
+# one scan each, in C: a directive other than a bare conversion, or a field other than {}, {0}
+# or {name} (no attribute, item, conversion or spec)
+_UNPLAIN_PERCENT = re.compile(r"%(?:[^sdixXoc%]|$)")
+_UNPLAIN_FIELD = re.compile(r"\{[^{}]*[^{}\w][^{}]*\}")  # stray braces: format raises
+# codecs folded by name: linear, and what obfuscation uses (punycode encodes in quadratic time)
+_PLAIN_CODECS = frozenset({
+    "utf-8", "ascii", "iso8859-1", "cp1252", "utf-16", "utf-16-le", "utf-16-be", "utf-32",
+    "utf-32-le", "utf-32-be", "unicode-escape", "raw-unicode-escape",
+})
 
 
-def formatted_size(fmt: str, values: Sequence[object], percent: bool) -> int | None:
+def plain_codec(name: str) -> bool:
+    try:
+        return codecs.lookup(name).name in _PLAIN_CODECS
+    except (LookupError, ValueError, TypeError):
+        return False
+
+
+def formatted_size(
+    res: Resolver, fmt: str, values: Sequence[object], percent: bool
+) -> int | None:
     """An upper bound on the length of ``fmt % values`` or ``fmt.format(*values)``, or None
-    when the result is not folded: widths and precisions (``%999999999s``, ``{:>999999999}``)
-    are never evaluated, nor results longer than ``MAX_FOLDED``."""
+    when the result is not folded: widths, precisions, attributes, items and ``repr``
+    conversions (``%999999999s``, ``{:>999999999}``, ``{0.__dict__}``, ``%r``) are never
+    evaluated, nor results longer than ``MAX_FOLDED``."""
+    res.budget.materialize(len(fmt))  # the scan below is paid for, whatever it finds
     sizes = []
     for v in values:
         if isinstance(v, str):
@@ -61,14 +78,14 @@ def formatted_size(fmt: str, values: Sequence[object], percent: bool) -> int | N
         else:
             return None
     if percent:
-        if any(m.group(1) not in tuple("sdirxXoc%") for m in _PERCENT_DIRECTIVE.finditer(fmt)):
+        if _UNPLAIN_PERCENT.search(fmt.replace("%%", "")):
             return None
         size = len(fmt) + sum(sizes)
     else:
-        fields = _FORMAT_FIELD.findall(fmt.replace("{{", "").replace("}}", ""))
-        if not all(_PLAIN_FIELD.fullmatch(f) for f in fields):
+        bare = fmt.replace("{{", "").replace("}}", "")
+        if _UNPLAIN_FIELD.search(bare):
             return None
-        size = len(fmt) + len(fields) * max(sizes, default=0)
+        size = len(fmt) + bare.count("{") * max(sizes, default=0)
     return size if size <= MAX_FOLDED else None
 
 
@@ -107,9 +124,17 @@ def fold_int(op: ast.operator, a: int, c: int) -> int | None:
     return HUGE if abs(r) > HUGE else r
 
 
+# decoders written in Python (seconds per megabyte): only short inputs are decoded
+_SLOW_DECODERS = frozenset({"base64.b32decode", "base64.a85decode", "base64.b85decode"})
+MAX_SLOW_DECODE = 64 << 10
+
+
 def decode_call(qual: str, args: Sequence[Val]) -> Val | None:
     """Evaluate a standard decoder on constant arguments, bounded in output size."""
     if not args:
+        return None
+    if qual in _SLOW_DECODERS and isinstance(args[0].value, str | bytes) and len(
+            args[0].value) > MAX_SLOW_DECODE:
         return None
     a0 = args[0]
     data: bytes | str | None = a0.value if a0.kind in ("str", "bytes") else None  # type: ignore[assignment]
@@ -150,7 +175,7 @@ def decode_call(qual: str, args: Sequence[Val]) -> Val | None:
             elif enc_n in ("hex", "hex_codec", "base64", "base_64", "base64_codec",
                            "zlib", "zlib_codec", "bz2", "bz2_codec", "uu", "uu_codec"):
                 out = codecs.decode(raw, enc_n)
-            elif qual == "codecs.decode" and isinstance(data, bytes):
+            elif qual == "codecs.decode" and isinstance(data, bytes) and plain_codec(enc):
                 out = data.decode(enc)
             else:
                 return None
@@ -226,6 +251,8 @@ def const_method(
                 if d is not None:
                     res.budget.materialize(len(d.value))  # type: ignore[arg-type]
                 return d
+            if not plain_codec(enc):
+                return None
             return Val("str", s.decode(enc, "replace"), obf=recv.obf, decoded=recv.decoded)
         if meth == "encode" and isinstance(s, str):
             enc = as_str(a0) if a0 is not None else "utf-8"
@@ -234,6 +261,8 @@ def const_method(
             res.budget.materialize(len(s))
             if enc.lower().replace("-", "_") in ("rot13", "rot_13"):
                 return Val("str", codecs.decode(s, "rot13"), obf=True, decoded=True)
+            if not plain_codec(enc):
+                return None
             return Val("bytes", s.encode(enc, "replace"), obf=recv.obf, decoded=recv.decoded)
         if meth == "format" and isinstance(s, str):
             vals = []
@@ -242,7 +271,7 @@ def const_method(
                 if len(av) != 1 or av[0].kind not in ("str", "int"):
                     return None
                 vals.append(av[0].value)
-            bound = formatted_size(s, vals, percent=False)
+            bound = formatted_size(res, s, vals, percent=False)
             if bound is None:
                 return None
             res.budget.materialize(bound)
@@ -251,6 +280,7 @@ def const_method(
             return None
         if meth == "split" and isinstance(s, str):
             sep = as_str(a0) if a0 is not None else None
+            res.budget.materialize(len(s))  # counting is paid for, whatever it finds
             count = s.count(sep) + 1 if sep else len(s) // 2 + 1
             if count > MAX_SEQ:
                 return None

@@ -183,6 +183,7 @@ class ProvenanceTracer:
         self._names: frozenset[str] | None = None
         self.reflective = False  # the code can rebind names behind our back
         self.code_runs: list[tuple[ast.Call, str]] = []  # every exec/eval call
+        self._rebinding_runs: list[ast.Call] | None = None
         for n in ast.walk(tree):
             if isinstance(n, ast.Name) and n.id in self.b.functions and id(n) not in call_funcs \
                     and isinstance(n.ctx, ast.Load):
@@ -309,15 +310,17 @@ class ProvenanceTracer:
     def _other_runs_rebind(self, call: ast.Call | None) -> bool:
         """Whether another exec, or an eval of a constant that assigns or mutates, can change
         values behind this analysis (exec("x = input()") then eval(x))."""
-        for other, q in self.code_runs:
-            if other is call:
-                continue
-            if q == "builtins.exec":
+        if self._rebinding_runs is None:  # found once: per trace it was quadratic in evals
+            runs = {id(other): other for other, q in self.code_runs
+                    if q == "builtins.exec" or self._rebinds(other)}
+            self._rebinding_runs = list(runs.values())
+        return any(other is not call for other in self._rebinding_runs[:2])
+
+    def _rebinds(self, run: ast.Call) -> bool:
+        for v in self.res.resolve(run.args[0]):
+            if isinstance(v.value, str | bytes) and _REBINDS.search(
+                    v.value if isinstance(v.value, str) else v.value.decode("latin-1")):
                 return True
-            for v in self.res.resolve(other.args[0]):
-                if isinstance(v.value, str | bytes) and _REBINDS.search(
-                        v.value if isinstance(v.value, str) else v.value.decode("latin-1")):
-                    return True
         return False
 
     def _module_names(self) -> frozenset[str]:
@@ -593,21 +596,27 @@ def _denied_names(pieces: Sequence[str], module_names: frozenset[str],
     if any(_CHAR_FORMAT.search(unicodedata.normalize("NFKC", s)) for s in templates):
         found.add("character formatting")
     if heads and tails:
-        found.update(name for name in reachable if _joinable(name, heads, tails))
+        # the ends of heads and starts of tails, as long as the longest name: set lookups
+        # instead of names x heads x positions string comparisons
+        longest = max(map(len, reachable))
+        head_ends = {h[-k:] for h in heads for k in range(1, min(len(h), longest) + 1)}
+        tail_starts = {t[:k] for t in tails for k in range(1, min(len(t), longest) + 1)}
+        wholes = heads & tails
+        found.update(name for name in reachable
+                     if _joinable(name, head_ends, tail_starts, wholes))
     return sorted(found)
 
 
-def _joinable(name: str, heads: set[str], tails: set[str]) -> bool:
+def _joinable(name: str, head_ends: set[str], tail_starts: set[str], wholes: set[str]) -> bool:
     """Whether ``name`` can be a suffix of a head, then whole pieces, then a prefix of a tail
     (a whole piece is both a head and a tail), in two parts or more."""
-    wholes = heads & tails
     n = len(name)
-    reach = [any(h.endswith(name[:i]) for h in heads) for i in range(n)]  # name[:i] built
+    reach = [name[:i] in head_ends for i in range(n)]  # name[:i] built
     reach[0] = False
     for i in range(1, n):
         if not reach[i]:
             continue
-        if any(t.startswith(name[i:]) for t in tails):
+        if name[i:] in tail_starts:
             return True
         for j in range(i + 1, n):
             if name[i:j] in wholes:

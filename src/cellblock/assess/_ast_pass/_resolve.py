@@ -17,6 +17,7 @@ from cellblock.assess._ast_pass._fold import (
     formatted_size,
 )
 from cellblock.assess._ast_pass._values import (
+    HUGE,
     MAX_ALTS,
     MAX_COMPREHENSION,
     MAX_DEPTH,
@@ -64,6 +65,7 @@ class Resolver:
             return self._memo[key]
         if key in self._active:  # a cycle through bindings: give up on this branch
             return []
+        self.budget.tick()
         self._active.add(key)
         try:
             if env:  # evaluating a comprehension, element by element
@@ -142,7 +144,7 @@ class Resolver:
                     s = as_str(vals[0]) if len(vals) == 1 else None
                     if s is None:
                         iv = vals[0].value if len(vals) == 1 and vals[0].kind == "int" else None
-                        if not isinstance(iv, int):
+                        if not isinstance(iv, int) or abs(iv) > HUGE:  # no 4,300-digit strings
                             return []
                         s = str(iv)
                     parts.append(s)
@@ -274,7 +276,7 @@ class Resolver:
                 elif isinstance(node.op, ast.Mod) and a.kind == "str":
                     args = c.value if isinstance(c.value, tuple) else (c,)
                     assert isinstance(args, tuple) and isinstance(a.value, str)
-                    bound = formatted_size(a.value, [x.value for x in args], percent=True)
+                    bound = formatted_size(self, a.value, [x.value for x in args], percent=True)
                     if bound is None:
                         continue
                     self.budget.materialize(bound)
@@ -410,7 +412,9 @@ class Resolver:
                             out.append(Val("str", a.value[::-1], obf=True, decoded=True))
                 else:
                     for combo in combos(args):
-                        self.budget.materialize(0)  # nothing is decoded once the budget is spent
+                        # decoding is paid for by its input, whether it succeeds or not
+                        self.budget.materialize(sum(
+                            len(v.value) for v in combo if isinstance(v.value, str | bytes)))
                         d = decode_call(q, combo)
                         if d is not None:
                             self.budget.materialize(len(d.value))  # type: ignore[arg-type]

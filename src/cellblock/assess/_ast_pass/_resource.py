@@ -7,7 +7,7 @@ import ast
 from collections.abc import Sequence
 
 from cellblock.assess._ast_pass._base import PassBase
-from cellblock.assess._ast_pass._values import as_ref, is_true
+from cellblock.assess._ast_pass._values import HUGE, as_ref, is_true
 from cellblock.assess._interface import Level
 
 _BIG_ALLOC = 10**8  # elements or bytes above which an allocation is a bomb
@@ -22,7 +22,40 @@ _KILL_SIGNALS = frozenset({"SIGTERM", "SIGINT", "SIGXCPU", "SIGALRM", "SIGHUP", 
                            "SIGVTALRM", "SIGPROF", "SIGCHLD", "SIGXFSZ"})
 
 
-def _has_exit(body: Sequence[ast.stmt]) -> bool:
+_ESCAPES, _GROWS = 1, 2  # facts about a subtree: it can return/raise/yield; it grows data
+_GROWING_METHODS = frozenset({"append", "extend", "write", "add", "insert"})
+
+
+def _own_facts(n: ast.AST) -> int:
+    if isinstance(n, ast.Return | ast.Raise | ast.Yield | ast.YieldFrom):
+        return _ESCAPES
+    if isinstance(n, ast.AugAssign) or (
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        and n.func.attr in _GROWING_METHODS
+    ):
+        return _GROWS
+    return 0
+
+
+def subtree_facts(tree: ast.AST) -> dict[int, int]:
+    """The facts of every node's subtree, in one pass (walking each nested loop's subtree again
+    made a hundred nested ``while 1:`` cost seconds)."""
+    order: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        n = stack.pop()
+        order.append(n)
+        stack.extend(ast.iter_child_nodes(n))
+    facts: dict[int, int] = {}
+    for n in reversed(order):  # every node after its descendants
+        bits = _own_facts(n)
+        for child in ast.iter_child_nodes(n):
+            bits |= facts[id(child)]
+        facts[id(n)] = bits
+    return facts
+
+
+def _has_exit(body: Sequence[ast.stmt], facts: dict[int, int]) -> bool:
     """Whether a loop body can leave the loop (break/return/raise/yield/sys.exit)."""
     stack: list[ast.AST] = list(body)
     while stack:
@@ -37,9 +70,9 @@ def _has_exit(body: Sequence[ast.stmt]) -> bool:
                 return True
         if isinstance(n, ast.While | ast.For | ast.AsyncFor):
             # a break inside a nested loop leaves only that loop
+            if facts[id(n)] & _ESCAPES:
+                return True
             stack.extend(n.orelse)
-            stack.extend(x for x in ast.walk(n) if isinstance(
-                x, ast.Return | ast.Raise | ast.Yield | ast.YieldFrom))
             continue
         if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
             continue
@@ -50,18 +83,17 @@ def _has_exit(body: Sequence[ast.stmt]) -> bool:
 class ResourceRules(PassBase):
     """Checks on code that exhausts CPU, memory, processes or ignores being stopped."""
 
+    _facts: dict[int, int] | None = None
+
     def visit_While(self, node: ast.While) -> None:
         infinite = is_true(node.test)
-        if infinite and not _has_exit(node.body):
+        if self._facts is None:
+            self._facts = subtree_facts(self.tree)
+        if infinite and not _has_exit(node.body, self._facts):
             self.add(node, "cb.resource.unbounded-loop", "resource", Level.MEDIUM,
                      "loops forever with no way out (break, return or exit)", cwe=835,
                      confidence="medium")
-            grows = any(
-                isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                and n.func.attr in ("append", "extend", "write", "add", "insert")
-                for n in ast.walk(node)
-            ) or any(isinstance(n, ast.AugAssign) for n in ast.walk(node))
-            if grows:
+            if self._facts[id(node)] & _GROWS:
                 self.add(node, "cb.resource.memory-growth", "resource", Level.HIGH,
                          "grows data without bound inside an endless loop (memory bomb)",
                          cwe=400)
@@ -76,7 +108,7 @@ class ResourceRules(PassBase):
                 v.kind in ("str", "bytes", "seq") for v in self.res.resolve(a)
             ):
                 self.add(node, "cb.resource.huge-allocation", "resource", Level.HIGH,
-                         f"allocates a sequence of {n:,} elements or more (memory bomb)",
+                         f"allocates a sequence of {_count(n)} elements or more (memory bomb)",
                          cwe=400)
 
     def _check_resource_call(self, node: ast.Call, q: str) -> None:
@@ -92,7 +124,7 @@ class ResourceRules(PassBase):
             n = self.res.resolve_int(args[0], {}, 0)
             if n is not None and n >= _BIG_ALLOC:
                 self.add(node, "cb.resource.huge-allocation", "resource", Level.HIGH,
-                         f"allocates {n:,} bytes (memory bomb)", cwe=400)
+                         f"allocates {_count(n)} bytes (memory bomb)", cwe=400)
         if q == "sys.setrecursionlimit" and args:
             n = self.res.resolve_int(args[0], {}, 0)
             if n is None or n > 100_000:
@@ -107,3 +139,8 @@ class ResourceRules(PassBase):
                     "signal.SIG_IGN" in handler or sigs & {"SIGTERM", "SIGXCPU", "SIGALRM"}):
                 self.add(node, "cb.resource.ignore-signals", "resource", Level.HIGH,
                          "ignores or intercepts the signals used to stop runaway code", cwe=400)
+
+
+def _count(n: int) -> str:
+    """``n`` for a message; Python refuses to print integers of more than 4,300 digits."""
+    return f"{n:,}" if n < HUGE else "an enormous number of"

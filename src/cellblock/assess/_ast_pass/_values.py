@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -16,6 +17,7 @@ MAX_SEQ = 20_000  # elements of a literal, a range or a string that the pass mat
 MAX_COMPREHENSION = 4096
 MAX_DECODED = 1 << 20  # bytes a decoder may produce
 MAX_PAYLOAD_DEPTH = 3  # nesting of decoded payloads analyzed recursively
+MAX_PAYLOAD = 64 << 10  # characters of a decoded payload parsed and analyzed as Python
 HUGE = 1 << 256  # integers above this are not folded, only flagged
 MAX_FOLDED = MAX_DECODED  # characters a folded string may have (longer ones are unknown)
 # Work per assessment (the module and every payload in it): evaluating comprehensions element by
@@ -42,6 +44,13 @@ class BudgetExhausted(Exception):
     """The assessment's evaluation budget ran out: the value being computed is unknown."""
 
 
+class AnalysisDeadline(Exception):
+    """The pass ran past its time limit: it stops, and the program is judged for it."""
+
+
+_TICKS_PER_CLOCK_READ = 256
+
+
 class Budget:
     """The evaluation work left for one assessment, shared by the module and its payloads.
 
@@ -52,9 +61,20 @@ class Budget:
     name resolution, which costs nothing here, keeps working.
     """
 
-    def __init__(self, steps: int = MAX_STEPS, volume: int = MAX_VOLUME) -> None:
+    def __init__(
+        self, steps: int = MAX_STEPS, volume: int = MAX_VOLUME, deadline: float | None = None
+    ) -> None:
         self.steps = steps
         self.volume = volume
+        self.deadline = deadline  # time.monotonic() past which the pass gives up
+        self._ticks = 0
+
+    def tick(self) -> None:
+        """A unit of the pass's work: the backstop behind the budgets, for paths they miss."""
+        self._ticks += 1
+        if (self.deadline is not None and self._ticks % _TICKS_PER_CLOCK_READ == 0
+                and time.monotonic() > self.deadline):
+            raise AnalysisDeadline
 
     @property
     def exhausted(self) -> bool:

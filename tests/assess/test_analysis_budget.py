@@ -83,7 +83,7 @@ def test_evaluation_work_is_bounded(meter: Meter, code: str) -> None:
     # proportional to the size of the program
     assert meter.evaluations < MAX_STEPS + 50 * len(code)
     assert BUDGET_RULE in rules(findings)
-    assert top(findings) == Level.LOW  # incomplete analysis is recorded, not a verdict
+    assert top(findings) == Level.HIGH  # ordinary code does not spend it
 
 
 GROWING = {
@@ -134,20 +134,35 @@ def test_negative_sizes_refund_nothing() -> None:
 
 
 BOMB = "x = [[j + i for j in range(4000)] for i in range(4000)]\ny = ''.join(x)\n"
+# cheap and ordinary-looking: six comprehensions of 4,096 twelve-term sums
+PRELUDE = "".join(
+    f"s{k} = str([i+i+i+i+i+i+i+i+i+i+i+i+{k} for i in range(4096)])\n" for k in range(12))
 HIDDEN = "[chr(c) for c in [111, 115]]"
+B64 = "aW1wb3J0IG9zOyBvcy5zeXN0ZW0oImlkIik="  # import os; os.system("id")
 
 
-@pytest.mark.parametrize(("sink", "at_least"), [
-    (f"m = __import__(''.join({HIDDEN}))\nm.system('id')\n", Level.HIGH),
-    (f"import builtins\ngetattr(builtins, ''.join({HIDDEN}))('x')\n", Level.HIGH),
-    (f"exec(''.join({HIDDEN}))\n", Level.CRITICAL),
-    ("import os\nos.system('id')\n", Level.HIGH),
-    ("import subprocess\nsubprocess.run(['id'])\n", Level.HIGH),
+@pytest.mark.parametrize("sink", [
+    f"m = __import__(''.join({HIDDEN}))\nm.system('id')\n",
+    f"import builtins\ngetattr(builtins, ''.join({HIDDEN}))('x')\n",
+    f"exec(''.join({HIDDEN}))\n",
+    "import os\nos.system('id')\n",
+    "import subprocess\nsubprocess.run(['id'])\n",
+    "import sys\nsys.modules['o' + 's'].system('id')\n",
+    "import os\nvars(os)['sys' + 'tem']('id')\n",
+    "import os\nglobals()['o' + 's'].system('id')\n",
+    "import operator, os\noperator.methodcaller('sys' + 'tem', 'id')(os)\n",
+    f"import base64\nx = base64.b64decode('{B64}')\n",
+    "open('/etc/pa' + 'sswd').read()\n",
+    "a = 'o'\nb = 's'\neval(a + b)\n",
 ])
-def test_after_the_budget_is_spent_sinks_are_still_judged(sink: str, at_least: Level) -> None:
-    findings = run(BOMB + sink)
+@pytest.mark.parametrize("order", ["bomb first", "sink first"])
+def test_after_the_budget_is_spent_sinks_are_still_judged(sink: str, order: str) -> None:
+    # the pass visits the last statements first: "sink first" spends the budget before it
+    # reaches the sink, which is what an attacker would write
+    code = PRELUDE + sink if order == "bomb first" else sink + PRELUDE
+    findings = run(code)
     assert BUDGET_RULE in rules(findings)
-    assert top(findings) >= at_least
+    assert top(findings) >= Level.HIGH
 
 
 def test_without_the_bomb_the_same_obfuscation_is_seen_through() -> None:
@@ -289,4 +304,47 @@ def test_the_time_limit_is_a_backstop_that_fails_closed() -> None:
     source = Source(code, "t.py", tuple(code.splitlines()))
     findings = list(AstAnalyzer(timeout_s=1e-9).analyze(source).findings)
     assert "cb.obfuscation.analysis-timeout" in rules(findings)
+    assert top(findings) == Level.CRITICAL  # the walk stopped: the rest could be anything
+
+
+def test_the_walk_goes_on_past_a_node_too_deep_to_follow() -> None:
+    code = "import os\nos.system('id')\n" + "eval(a" + "[0]" * 900 + ")\n"
+    found = rules(run(code))
+    assert {"cb.obfuscation.analysis-depth", "cb.process.spawn"} <= found
+
+
+def test_a_long_decoded_payload_that_is_not_run_here_is_not_trusted() -> None:
+    import base64
+    payload = "import os\nos.system('id')\n" + "x = 1\n" * 12000
+    blob = base64.b64encode(payload.encode()).decode()
+    code = (f"import base64\nc = base64.b64decode('{blob}')\n"
+            "open('m.py', 'wb').write(c)\nimport m\n")
+    findings = run(code)
+    assert "cb.obfuscation.unread-payload" in rules(findings)
     assert top(findings) >= Level.HIGH
+    data = base64.b64encode(bytes(range(256)) * 400).decode()  # data, not code: no finding
+    assert "cb.obfuscation.unread-payload" not in rules(
+        run(f"import base64\nc = base64.b64decode('{data}')\n"))
+
+
+@pytest.mark.parametrize("code", [
+    "m = __import__('%c%c' % tuple(range(111, 116, 4)))\nm.system('id')\n",
+    "import os\nk = [115, 121, 115, 116, 101, 109]\nif input():\n"
+    "    k = [115, 121, 115, 116, 101, 109]\n"
+    "getattr(os, ''.join(chr(c) for c in k))('id')\n",
+    "import os\nk = [" + ", ".join(["115, 121, 115, 116, 101, 109"] * 4) + "]\nif input():\n"
+    "    k = [" + ", ".join(["115, 121, 115, 116, 101, 109"] * 4) + "]\n"
+    "getattr(os, ''.join(chr(c) for c in k)[:6])('id')\n",
+], ids=["tuple of a range", "repeated binding", "equal long bindings"])
+def test_lazy_ranges_and_equal_bindings_still_fold(code: str) -> None:
+    assert top(run(code)) == Level.CRITICAL
+
+
+def test_a_nested_width_is_not_formatted(meter: Meter) -> None:
+    run("b = '{:{}}'.format('x', 400000000)\nc = '{0:{1}}'.format('x', 400000000)\n"
+        "print(b.upper(), c.upper())\n")
+    assert meter.longest < 100
+
+
+def test_a_character_out_of_range_does_not_crash_the_pass() -> None:
+    run("x = '%c' % -1\ny = '%c' % 0x110000\nprint(x.upper(), y.upper())\n")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
-from typing import Literal
+import re
+from collections.abc import Callable
+from typing import Any, Literal
 
 from cellblock.assess import _capabilities as caps
 from cellblock.assess._ast_pass._bindings import collect_bindings, flatten
@@ -19,6 +21,10 @@ from cellblock.assess._ast_pass._values import (
 from cellblock.assess._interface import Confidence, Finding, Level, Source
 
 TOOL = "ast"
+# words of code that does something; a decoded blob that has none is data, not a hidden program
+_CODE_WORDS = re.compile(
+    r"\b(?:import|exec|eval|compile|system|popen|subprocess|socket|open|getattr|setattr)\b"
+    r"|__\w+__")
 _BIG_LOOP = 10_000  # iterations above which a loop counts as unbounded
 
 
@@ -37,6 +43,7 @@ class PassBase:
         self.findings: dict[tuple[str, int, int], Finding] = {}
         self.payload_depth = payload_depth
         self.payload_findings: dict[str, list[Finding]] = {}
+        self.code_like: dict[str, bool] = {}  # decoded texts too long to read: look like code?
         self.loops: list[Literal["infinite", "big", "bounded"]] = []  # around the current node
         self._loop_kinds: dict[int, Literal["infinite", "big", "bounded"]] = {}
         self.call_funcs: set[int] = set()  # ids of nodes that are the func of a Call
@@ -87,35 +94,40 @@ class PassBase:
                     node.target]
                 for t in targets:
                     self.store_ids.add(id(t))
-            self._mark_inert(node)
+            self._visit(self._mark_inert, node)
         try:
             for node, loops in self.nodes:
                 self.res.budget.tick()
                 visitor = getattr(self, "visit_" + type(node).__name__, None)
                 if visitor is not None:
                     self.loops = [self._loop_kind(lp) for lp in loops]
-                    visitor(node)
-            self._check_module()
+                    self._visit(visitor, node)
+            self._visit(lambda _: self._check_module(), self.tree)
         except AnalysisDeadline:
             if self.payload_depth:
                 raise  # the module's pass reports it
-            self.add(self.tree, "cb.obfuscation.analysis-timeout", "obfuscation", Level.HIGH,
-                     "analyzing this code took longer than the AST pass's time limit, which "
-                     "ordinary code never does; it was judged on what was found before then",
+            # critical: the walk stopped, so what it did not reach could have been anything
+            self.add(self.tree, "cb.obfuscation.analysis-timeout", "obfuscation",
+                     Level.CRITICAL, "analyzing this code took longer than the AST pass's time "
+                     "limit, which ordinary code never does; the rest of it was not read",
                      cwe=506)
             return list(self.findings.values())
-        except RecursionError:
-            if self.payload_depth:
-                raise
-            self.add(self.tree, "cb.obfuscation.analysis-depth", "obfuscation", Level.HIGH,
-                     "nests expressions deeper than the AST pass can follow, which ordinary "
-                     "code never does; it was judged on what was found before then", cwe=506)
-            return list(self.findings.values())
         if self.payload_depth == 0 and self.res.budget.exhausted:
-            self.add(self.tree, "cb.resource.analysis-budget", "resource", Level.LOW,
-                     "evaluating this code's constant expressions exceeded the analysis budget; "
-                     "values past that point are unknown and their uses are judged as such")
+            # high, not low: a cheap prelude can spend the budget before the line that hides
+            # something is folded, and some sinks only see through what they can fold
+            self.add(self.tree, "cb.resource.analysis-budget", "resource", Level.HIGH,
+                     "evaluating this code's constant expressions exceeded the analysis budget, "
+                     "which ordinary code does not; values past that point are unknown",
+                     cwe=400)
         return list(self.findings.values())
+
+    def _visit(self, visitor: Callable[[Any], None], node: ast.AST) -> None:
+        try:
+            visitor(node)
+        except RecursionError:  # this node is too deep to follow; the walk goes on past it
+            self.add(node, "cb.obfuscation.analysis-depth", "obfuscation", Level.HIGH,
+                     "nests expressions deeper than the AST pass can follow, which ordinary "
+                     "code never does", cwe=506)
 
     def _loop_kind(self, node: ast.AST) -> Literal["infinite", "big", "bounded"]:
         cached = self._loop_kinds.get(id(node))
@@ -163,12 +175,18 @@ class PassBase:
         """Analyze a decoded or literal string as Python. True when it had findings."""
         if len(text) > MAX_PAYLOAD:
             # parsing a megabyte of code costs seconds and half a gigabyte: not read, and so
-            # not trusted when it runs
+            # not trusted when it runs, or when it looks like code (written to a file, imported)
             if executed:
                 self.add(node, "cb.dynamic-code.unread-payload", "dynamic-code", Level.HIGH,
                          f"runs {len(text):,} characters of code, more than the AST pass reads "
                          f"({MAX_PAYLOAD:,})", cwe=95)
-            return executed
+                return True
+            if self._looks_like_code(text):
+                self.add(node, "cb.obfuscation.unread-payload", "obfuscation", Level.HIGH,
+                         f"decodes {len(text):,} characters that look like Python, more than "
+                         f"the AST pass reads ({MAX_PAYLOAD:,})", cwe=506)
+                return True
+            return False
         inner = self.payload_findings.get(text)
         if inner is None:  # each distinct payload is parsed and analyzed once, however many sinks
             try:
@@ -186,6 +204,16 @@ class PassBase:
             self.add(node, f.rule_id, f.category, lv.bump() if lv >= Level.MEDIUM else lv,
                      f"in a hidden payload: {f.message}", f.cwe, f.confidence)
         return found
+
+    def _looks_like_code(self, text: str) -> bool:
+        seen = self.code_like.get(text)
+        if seen is None:  # one scan per distinct text, paid for
+            try:
+                self.res.budget.materialize(len(text))
+            except BudgetExhausted:
+                return True  # unknown: not trusted
+            seen = self.code_like[text] = _CODE_WORDS.search(text) is not None
+        return seen
 
     def _analyze_payload(self, text: str) -> list[Finding]:
         try:

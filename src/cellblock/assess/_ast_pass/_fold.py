@@ -44,7 +44,8 @@ DECODERS = frozenset({
 # one scan each, in C: a directive other than a bare conversion, or a field other than {}, {0}
 # or {name} (no attribute, item, conversion or spec)
 _UNPLAIN_PERCENT = re.compile(r"%(?:[^sdixXoc%]|$)")
-_UNPLAIN_FIELD = re.compile(r"\{[^{}]*[^{}\w][^{}]*\}")  # stray braces: format raises
+# (a field inside a field, '{:{}}', is a width: with '}}' removed it shows as '{' before '}')
+_UNPLAIN_FIELD = re.compile(r"\{[^{}]*[^{}\w][^{}]*\}|\{[^}]*\{")
 # codecs folded by name: linear, and what obfuscation uses (punycode encodes in quadratic time)
 _PLAIN_CODECS = frozenset({
     "utf-8", "ascii", "iso8859-1", "cp1252", "utf-16", "utf-16-le", "utf-16-be", "utf-32",
@@ -275,7 +276,10 @@ def const_method(
             if bound is None:
                 return None
             res.budget.materialize(bound)
-            return Val("str", s.format(*vals), obf=True, decoded=recv.decoded)
+            formatted = s.format(*vals)
+            if len(formatted) > bound:  # the bound is wrong somewhere: keep nothing from it
+                return None
+            return Val("str", formatted, obf=True, decoded=recv.decoded)
         if meth == "translate" and isinstance(s, str) and a0 is not None:
             return None
         if meth == "split" and isinstance(s, str):

@@ -282,7 +282,7 @@ class Resolver:
                     self.budget.materialize(bound)
                     try:
                         formatted = a.value % tuple(x.value for x in args)
-                    except (TypeError, ValueError, KeyError):
+                    except (TypeError, ValueError, KeyError, OverflowError):  # '%c' % -1
                         continue
                     out.append(Val("str", formatted, obf=True, decoded=dec))
                 elif isinstance(node.op, ast.Mult) and {a.kind, c.kind} == {"str", "int"}:
@@ -448,7 +448,12 @@ class Resolver:
                                 out.append(Val("seq", tuple(Val("str", chr(i)) for i in ints),
                                                obf=True, decoded=True))
             elif q in ("builtins.list", "builtins.tuple") and first:
-                out.extend(a for a in first if a.kind == "seq")
+                for a in first:
+                    if isinstance(a.value, range):  # materialized, as list(range(...)) is
+                        self.budget.materialize(seq_volume(len(a.value)))
+                        out.append(Val("seq", as_seq(a) or (), obf=a.obf, decoded=a.decoded))
+                    elif a.kind == "seq":
+                        out.append(a)
                 for a in first:
                     if isinstance(a.value, str):
                         self.budget.materialize(seq_volume(len(a.value)))

@@ -23,7 +23,7 @@ MAX_FOLDED = MAX_DECODED  # characters a folded string may have (longer ones are
 # Work per assessment (the module and every payload in it): evaluating comprehensions element by
 # element costs steps, and nested comprehensions multiply them; materialized values (strings,
 # sequences) cost volume, a sequence element counting as much as ``SEQ_ITEM_VOLUME`` characters.
-MAX_STEPS = 200_000
+MAX_STEPS = 500_000
 MAX_VOLUME = 64 << 20
 SEQ_ITEM_VOLUME = 64
 
@@ -155,13 +155,29 @@ def as_ints(v: Val) -> list[int] | None:
 
 
 
+def _seq_key(value: object) -> object:
+    """A cheap key for a sequence: hashing all its elements costs as much as it has."""
+    if isinstance(value, tuple) and len(value) > 16:
+        return (len(value), value[:8], value[-8:])
+    return value
+
+
 def dedupe(vals: list[Val]) -> list[Val]:
     seen: set[tuple[str, object, bool, bool]] = set()
+    long_seqs: dict[object, list[object]] = {}  # cheap key -> the sequences kept under it
     out = []
     for v in vals:
+        if v.kind == "seq" and isinstance(v.value, tuple) and len(v.value) > 16:
+            # equal bindings (k = [...] on two branches) must stay one candidate: compared in
+            # full only when the cheap key matches
+            same = long_seqs.setdefault((_seq_key(v.value), v.obf, v.decoded), [])
+            if any(other == v.value for other in same):
+                continue
+            same.append(v.value)
+            out.append(v)
+            continue
         try:
-            # a sequence is told apart by identity: hashing its elements costs as much as it has
-            k = (v.kind, id(v.value) if v.kind == "seq" else v.value, v.obf, v.decoded)
+            k = (v.kind, v.value, v.obf, v.decoded)
             hash(k)
         except TypeError:
             out.append(v)

@@ -46,7 +46,7 @@ class AstAnalyzer(Analyzer):
 
     def __init__(self, timeout_s: float | None = 10.0) -> None:
         # a backstop: the budgets bound the paths known to grow faster than the code; a program
-        # that still keeps the pass busy this long is judged for it (analysis-timeout, high)
+        # that still keeps the pass busy this long is judged for it (analysis-timeout, critical)
         self.timeout_s = timeout_s
 
     def version(self) -> str:

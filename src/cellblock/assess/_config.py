@@ -60,7 +60,7 @@ class AssessConfig:
     max_code_bytes: int = 1_000_000
     bandit_timeout_s: float = 20.0
     semgrep_timeout_s: float = 30.0
-    #: The AST pass stops after this long: ``cb.obfuscation.analysis-timeout`` (critical).
+    #: CPU seconds after which the AST pass stops: ``cb.obfuscation.analysis-timeout`` (critical).
     ast_timeout_s: float = 10.0
     #: Use Semgrep's ``--experimental`` engine (about 15x faster here; see docs/assess.md).
     semgrep_experimental: bool = True

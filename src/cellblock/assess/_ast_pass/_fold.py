@@ -204,10 +204,8 @@ def const_method(
             if count is None:
                 return None
             if isinstance(a0.value, str) and isinstance(s, str):  # joining a string's characters
-                size = count + len(s) * max(count - 1, 0)
-                if size > MAX_FOLDED:
+                if not res.budget.afford_string(count + len(s) * max(count - 1, 0)):
                     return None
-                res.budget.materialize(size)
                 return Val("str", s.join(a0.value), obf=True, decoded=a0.decoded)
             if not isinstance(a0.value, tuple):
                 return None  # joining ints (bytes, a range) is a TypeError
@@ -216,9 +214,8 @@ def const_method(
                 return None
             parts = [x.value for x in seq]
             size = sum(len(p) for p in parts if isinstance(p, str | bytes)) + len(s) * count
-            if size > MAX_FOLDED:
+            if not res.budget.afford_string(size):
                 return None
-            res.budget.materialize(size)
             if isinstance(s, str) and all(isinstance(p, str) for p in parts):
                 return Val("str", s.join(parts), obf=True,  # type: ignore[arg-type]
                            decoded=a0.decoded or any(x.decoded for x in seq))
@@ -236,10 +233,9 @@ def const_method(
             if type(a0.value) is type(s) and type(a1.value) is type(s):
                 assert isinstance(a0.value, str | bytes) and isinstance(a1.value, str | bytes)
                 grows = max(0, len(a1.value) - len(a0.value))
-                size = len(s) + s.count(a0.value) * grows  # type: ignore[arg-type]
-                if size > MAX_FOLDED:
+                if not res.budget.afford_string(
+                        len(s) + s.count(a0.value) * grows):  # type: ignore[arg-type]
                     return None
-                res.budget.materialize(size)
                 return Val(recv.kind, s.replace(a0.value, a1.value), obf=True,  # type: ignore[arg-type]
                            decoded=recv.decoded)
         if meth == "decode" and isinstance(s, bytes):

@@ -21,7 +21,6 @@ from cellblock.assess._ast_pass._values import (
     MAX_ALTS,
     MAX_COMPREHENSION,
     MAX_DEPTH,
-    MAX_FOLDED,
     MAX_SEQ,
     Budget,
     BudgetExhausted,
@@ -150,10 +149,8 @@ class Resolver:
                     parts.append(s)
                 else:
                     return []
-            total = sum(len(p) for p in parts)
-            if total > MAX_FOLDED:
+            if not self.budget.afford_string(sum(len(p) for p in parts)):
                 return []
-            self.budget.materialize(total)
             return [Val("str", "".join(parts), obf=len(node.values) > 1)]
         if isinstance(node, ast.List | ast.Tuple | ast.Set):
             if len(node.elts) > MAX_SEQ:
@@ -263,10 +260,8 @@ class Resolver:
                     "str", "bytes"
                 ):
                     assert isinstance(a.value, str | bytes) and isinstance(c.value, str | bytes)
-                    size = len(a.value) + len(c.value)
-                    if size > MAX_FOLDED:
+                    if not self.budget.afford_string(len(a.value) + len(c.value)):
                         continue
-                    self.budget.materialize(size)
                     out.append(Val(a.kind, a.value + c.value, obf=True, decoded=dec))  # type: ignore[operator]
                 elif a.kind == "int" and c.kind == "int":
                     assert isinstance(a.value, int) and isinstance(c.value, int)

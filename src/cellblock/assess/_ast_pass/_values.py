@@ -93,6 +93,14 @@ class Budget:
         if self.volume < 0:
             raise BudgetExhausted
 
+    def afford_string(self, size: int) -> bool:
+        """Pay for a folded string of ``size`` characters; False (left unknown) when it would
+        be longer than ``MAX_FOLDED``."""
+        if size > MAX_FOLDED:
+            return False
+        self.materialize(size)
+        return True
+
 
 def seq_volume(n: int) -> int:
     """What materializing a sequence of ``n`` elements costs."""
@@ -155,22 +163,16 @@ def as_ints(v: Val) -> list[int] | None:
 
 
 
-def _seq_key(value: object) -> object:
-    """A cheap key for a sequence: hashing all its elements costs as much as it has."""
-    if isinstance(value, tuple) and len(value) > 16:
-        return (len(value), value[:8], value[-8:])
-    return value
-
-
 def dedupe(vals: list[Val]) -> list[Val]:
     seen: set[tuple[str, object, bool, bool]] = set()
     long_seqs: dict[object, list[object]] = {}  # cheap key -> the sequences kept under it
     out = []
     for v in vals:
         if v.kind == "seq" and isinstance(v.value, tuple) and len(v.value) > 16:
-            # equal bindings (k = [...] on two branches) must stay one candidate: compared in
-            # full only when the cheap key matches
-            same = long_seqs.setdefault((_seq_key(v.value), v.obf, v.decoded), [])
+            # equal bindings (k = [...] on two branches) must stay one candidate; hashing every
+            # element costs as much as the sequence has, so a cheap key picks which to compare
+            key = (len(v.value), v.value[:8], v.value[-8:], v.obf, v.decoded)
+            same = long_seqs.setdefault(key, [])
             if any(other == v.value for other in same):
                 continue
             same.append(v.value)
